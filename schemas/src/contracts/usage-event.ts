@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import { formatMicros } from '../money.js';
+import { Id, IsoTimestamp, Quantity } from './common.js';
+
+/** A usage event as producers send it (HTTP or straight to Kafka). */
+export const UsageEvent = z.object({
+  id: Id.describe('chosen by the producer, unique per account: the idempotency key'),
+  account_id: Id,
+  product: Id,
+  quantity: Quantity.describe('non-negative, at most 6 decimal places'),
+  timestamp: IsoTimestamp,
+  properties: z.record(z.string(), z.string()).optional(),
+  hold_id: Id.optional(),
+});
+export type UsageEventInput = z.input<typeof UsageEvent>;
+/** quantity is bigint micro-units of the product's unit. */
+export type UsageEvent = z.output<typeof UsageEvent>;
+
+export const FUTURE_SKEW_MS = 5 * 60_000;
+
+export type TimestampVerdict = { ok: true } | { ok: false; code: 'TIMESTAMP_IN_FUTURE' | 'TIMESTAMP_TOO_OLD'; message: string };
+
+/** Ingest-time window check; the rater never re-applies it, so an accepted event stays rateable. */
+export function checkTimestampWindow(timestamp: string, nowMs: number, maxAgeMs: number): TimestampVerdict {
+  const t = Date.parse(timestamp);
+  if (t > nowMs + FUTURE_SKEW_MS) {
+    return { ok: false, code: 'TIMESTAMP_IN_FUTURE', message: 'timestamp is more than 5 minutes in the future' };
+  }
+  if (t < nowMs - maxAgeMs) {
+    return { ok: false, code: 'TIMESTAMP_TOO_OLD', message: `timestamp is older than ${Math.round(maxAgeMs / 86_400_000)} days` };
+  }
+  return { ok: true };
+}
+
+/** The bytes put on usage.events: quantity in canonical decimal text, so every reader parses it the same. */
+export function encodeUsageEvent(e: UsageEvent): string {
+  return JSON.stringify({ ...e, quantity: formatMicros(e.quantity) });
+}

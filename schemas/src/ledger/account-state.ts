@@ -1,0 +1,121 @@
+import type { PoolClient, Pool } from '../postgres.js';
+import type { BillingMode, GrantKind } from '../contracts/account.js';
+import type { Currency } from '../contracts/common.js';
+
+export interface GrantState {
+  id: string;
+  kind: GrantKind;
+  amount: bigint;
+  remaining: bigint;
+  expiresAt: number | null; // epoch ms
+  priority: number;
+  createdSeq: bigint;
+}
+
+/** An account's whole money state: what Redis caches and what the rater burns against. */
+export interface AccountState {
+  id: string;
+  currency: Currency;
+  billingMode: BillingMode;
+  overdraft: bigint;
+  ledgerSeq: bigint;
+  grants: GrantState[]; // only grants with something left, in burn order
+  postpaidMonth: string; // 'YYYY-MM' of postpaidAmount (the current UTC month when loaded)
+  postpaidAmount: bigint;
+}
+
+export const monthOf = (ms: number): string => new Date(ms).toISOString().slice(0, 7);
+
+/**
+ * Burn order (seed 000): priority, then soonest expiry, grants without expiry (purchased) last,
+ * purchased after others at equal expiry, then oldest first.
+ */
+export function compareBurnOrder(a: GrantState, b: GrantState): number {
+  if (a.priority !== b.priority) return a.priority - b.priority;
+  const ea = a.expiresAt ?? Number.POSITIVE_INFINITY;
+  const eb = b.expiresAt ?? Number.POSITIVE_INFINITY;
+  if (ea !== eb) return ea < eb ? -1 : 1;
+  const pa = a.kind === 'purchased' ? 1 : 0;
+  const pb = b.kind === 'purchased' ? 1 : 0;
+  if (pa !== pb) return pa - pb;
+  return a.createdSeq < b.createdSeq ? -1 : a.createdSeq > b.createdSeq ? 1 : 0;
+}
+
+/** Credits usable at atMs: grants not yet expired, minus what a prepaid account owes. */
+export function balanceAt(state: AccountState, atMs: number): bigint {
+  let sum = 0n;
+  for (const g of state.grants) if (g.expiresAt === null || g.expiresAt > atMs) sum += g.remaining;
+  return sum - state.overdraft;
+}
+
+interface AccountRow {
+  id: string;
+  currency: Currency;
+  billing_mode: BillingMode;
+  overdraft: bigint;
+  ledger_seq: bigint;
+  postpaid: bigint | null;
+}
+interface GrantRow {
+  id: string;
+  account_id: string;
+  kind: GrantKind;
+  amount: bigint;
+  remaining: bigint;
+  expires_at: Date | null;
+  priority: number;
+  created_seq: bigint;
+}
+
+/**
+ * Loads the states of the given accounts in two queries. With forUpdate the account rows are
+ * locked in id order (so concurrent writers never deadlock); every change to an account's grants
+ * or overdraft happens under that lock.
+ */
+export async function loadAccountStates(
+  db: PoolClient | Pool,
+  ids: readonly string[],
+  opts: { forUpdate: boolean; nowMs?: number },
+): Promise<Map<string, AccountState>> {
+  const month = monthOf(opts.nowMs ?? Date.now());
+  const accounts = await db.query<AccountRow>(
+    `SELECT a.id, a.currency, a.billing_mode, a.overdraft, a.ledger_seq, p.amount AS postpaid
+       FROM accounts a
+       LEFT JOIN postpaid_usage p ON p.account_id = a.id AND p.month = ($2 || '-01')::date
+      WHERE a.id = ANY($1::text[])
+      ORDER BY a.id ${opts.forUpdate ? 'FOR UPDATE OF a' : ''}`,
+    [ids, month],
+  );
+  const states = new Map<string, AccountState>();
+  for (const r of accounts.rows) {
+    states.set(r.id, {
+      id: r.id,
+      currency: r.currency,
+      billingMode: r.billing_mode,
+      overdraft: r.overdraft,
+      ledgerSeq: r.ledger_seq,
+      grants: [],
+      postpaidMonth: month,
+      postpaidAmount: r.postpaid ?? 0n,
+    });
+  }
+  if (states.size === 0) return states;
+  const grants = await db.query<GrantRow>(
+    `SELECT id, account_id, kind, amount, remaining, expires_at, priority, created_seq
+       FROM grants WHERE account_id = ANY($1::text[]) AND remaining > 0`,
+    [[...states.keys()]],
+  );
+  for (const g of grants.rows) {
+    states.get(g.account_id)?.grants.push({
+      id: g.id,
+      kind: g.kind,
+      amount: g.amount,
+      remaining: g.remaining,
+      expiresAt: g.expires_at ? g.expires_at.getTime() : null,
+      priority: g.priority,
+      createdSeq: g.created_seq,
+    });
+  }
+  for (const s of states.values()) s.grants.sort(compareBurnOrder);
+  return states;
+}

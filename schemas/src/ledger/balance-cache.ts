@@ -1,0 +1,94 @@
+import type { Redis } from 'ioredis';
+import type { Pool } from '../postgres.js';
+import { loadAccountStates, type AccountState, type GrantState } from './account-state.js';
+
+// Sets the state only when its ledger seq is newer than the cached one: writes after each
+// Postgres commit can arrive in any order (retries, a rater that lost its partition) and the
+// newest always wins, so a replayed write is a no-op.
+const SET_IF_NEWER = `
+local cur = redis.call('HGET', KEYS[1], 'seq')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'state', ARGV[2])
+return 1`;
+
+interface Wire {
+  id: string; c: string; m: string; o: string; s: string; pm: string; pa: string;
+  g: [string, string, string, string, number | null, number, string][];
+}
+
+function encode(s: AccountState): string {
+  const w: Wire = {
+    id: s.id, c: s.currency, m: s.billingMode, o: s.overdraft.toString(), s: s.ledgerSeq.toString(),
+    pm: s.postpaidMonth, pa: s.postpaidAmount.toString(),
+    g: s.grants.map((g) => [g.id, g.kind, g.amount.toString(), g.remaining.toString(), g.expiresAt, g.priority, g.createdSeq.toString()]),
+  };
+  return JSON.stringify(w);
+}
+
+function decode(text: string): AccountState {
+  const w = JSON.parse(text) as Wire;
+  return {
+    id: w.id, currency: w.c as AccountState['currency'], billingMode: w.m as AccountState['billingMode'],
+    overdraft: BigInt(w.o), ledgerSeq: BigInt(w.s), postpaidMonth: w.pm, postpaidAmount: BigInt(w.pa),
+    grants: w.g.map(([id, kind, amount, remaining, expiresAt, priority, createdSeq]): GrantState => ({
+      id, kind: kind as GrantState['kind'], amount: BigInt(amount), remaining: BigInt(remaining), expiresAt, priority, createdSeq: BigInt(createdSeq),
+    })),
+  };
+}
+
+/** Redis copy of each account's money state; Postgres stays the truth and rebuilds it on a miss. */
+export class BalanceCache {
+  constructor(private readonly redis: Redis, private readonly prefix: string) {
+    redis.defineCommand('msSetIfNewer', { numberOfKeys: 1, lua: SET_IF_NEWER });
+  }
+
+  key(accountId: string): string {
+    return `${this.prefix}acct:${accountId}`;
+  }
+
+  /** One pipelined round trip for any number of accounts. */
+  async write(states: Iterable<AccountState>): Promise<void> {
+    const pipe = this.redis.pipeline();
+    let n = 0;
+    for (const s of states) {
+      (pipe as unknown as { msSetIfNewer(k: string, seq: string, state: string): void }).msSetIfNewer(this.key(s.id), s.ledgerSeq.toString(), encode(s));
+      n++;
+    }
+    if (n === 0) return;
+    const results = await pipe.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async read(accountId: string): Promise<AccountState | null> {
+    const text = await this.redis.hget(this.key(accountId), 'state');
+    return text ? decode(text) : null;
+  }
+
+  async readMany(ids: readonly string[]): Promise<Map<string, AccountState>> {
+    const out = new Map<string, AccountState>();
+    if (ids.length === 0) return out;
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hget(this.key(id), 'state');
+    const results = (await pipe.exec()) ?? [];
+    results.forEach(([err, text], i) => {
+      if (!err && typeof text === 'string') out.set(ids[i]!, decode(text));
+    });
+    return out;
+  }
+
+  /** Drops a possibly stale entry so that the next read rebuilds it from Postgres. */
+  async forget(accountId: string): Promise<void> {
+    await this.redis.del(this.key(accountId));
+  }
+
+  /** Redis first; on a miss (or after Redis lost its data) rebuild from Postgres and cache. */
+  async readThrough(pool: Pool, accountId: string): Promise<{ state: AccountState; source: 'redis' | 'postgres' } | null> {
+    const cached = await this.read(accountId).catch(() => null);
+    if (cached) return { state: cached, source: 'redis' };
+    const state = (await loadAccountStates(pool, [accountId], { forUpdate: false })).get(accountId);
+    if (!state) return null;
+    await this.write([state]).catch(() => undefined);
+    return { state, source: 'postgres' };
+  }
+}

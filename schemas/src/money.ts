@@ -1,0 +1,51 @@
+// Money and quantities travel as exact decimal strings and live inside as bigint micro-units.
+// Nothing here ever touches a float: JSON numbers are re-read from their shortest decimal text.
+
+export const MICROS = 1_000_000n;
+const DECIMAL = /^(-)?(\d{1,15})(?:\.(\d{1,6}))?$/;
+
+export class DecimalError extends Error {
+  override readonly name = 'DecimalError';
+}
+
+/** "12.5" -> 12_500_000n. Throws DecimalError on anything but a plain decimal with <= 6 places. */
+export function toMicros(value: string | number): bigint {
+  const text = typeof value === 'number' ? numberText(value) : value.trim();
+  const m = DECIMAL.exec(text);
+  if (!m) throw new DecimalError(`"${text}" is not a decimal with at most 6 places`);
+  const whole = BigInt(m[2] ?? '0');
+  const frac = BigInt((m[3] ?? '').padEnd(6, '0'));
+  const micros = whole * MICROS + frac;
+  return m[1] ? -micros : micros;
+}
+
+function numberText(n: number): string {
+  if (!Number.isFinite(n)) throw new DecimalError(`${n} is not a finite number`);
+  return String(n); // shortest round-trip text: 0.1 -> "0.1"; 1e-7 -> "1e-7" which the regex rejects
+}
+
+/** 12_500_000n -> "12.500000" */
+export function formatMicros(micros: bigint): string {
+  const neg = micros < 0n;
+  const abs = neg ? -micros : micros;
+  const whole = abs / MICROS;
+  const frac = (abs % MICROS).toString().padStart(6, '0');
+  return `${neg ? '-' : ''}${whole}.${frac}`;
+}
+
+/** Integer division rounding half away from zero (half up for the non-negative amounts we price). */
+export function divRoundHalfUp(numerator: bigint, denominator: bigint): bigint {
+  if (denominator <= 0n) throw new RangeError('denominator must be positive');
+  const neg = numerator < 0n;
+  const abs = neg ? -numerator : numerator;
+  const q = (abs * 2n + denominator) / (denominator * 2n);
+  return neg ? -q : q;
+}
+
+/**
+ * cost = quantity x unit_price / per, rounded half up to the micro-unit, once per event.
+ * quantityMicros and unitPriceMicros are micro-units; per is a whole number of units.
+ */
+export function priceMicros(quantityMicros: bigint, unitPriceMicros: bigint, per: bigint): bigint {
+  return divRoundHalfUp(quantityMicros * unitPriceMicros, per * MICROS);
+}

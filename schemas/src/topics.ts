@@ -1,0 +1,9 @@
+/** Topic names, prefixed so that test runs and environments never share data. */
+export function topicNames(prefix = '') {
+  return {
+    events: `${prefix}usage.events`,
+    rated: `${prefix}usage.rated`,
+    dlq: `${prefix}usage.dlq`,
+  } as const;
+}
+export type TopicNames = ReturnType<typeof topicNames>;
