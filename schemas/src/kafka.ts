@@ -8,7 +8,7 @@ export function createKafka(brokers: string, clientId: string, log?: Logger): Ka
     brokers: brokers.split(',').map((b) => b.trim()),
     logLevel: logLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
-      const { message, ...extra } = entry.log;
+      const { message, ...extra } = entry;
       if (!log) return;
       if (level <= logLevel.ERROR) log.error({ kafka: extra }, message);
       else log.warn({ kafka: extra }, message);

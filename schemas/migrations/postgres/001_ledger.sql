@@ -55,13 +55,14 @@ CREATE TABLE usage_ledger (
   event_time    timestamptz NOT NULL,
   rated_at      timestamptz NOT NULL,
   properties    jsonb,
+  src_topic     text NOT NULL,
   src_partition integer NOT NULL,
   src_offset    bigint NOT NULL,
   PRIMARY KEY (account_id, event_id),
   CHECK (amount = from_grants + postpaid + overdraft)
 );
 CREATE INDEX usage_ledger_history ON usage_ledger (account_id, seq);
-CREATE INDEX usage_ledger_source ON usage_ledger (src_partition, src_offset);
+CREATE INDEX usage_ledger_source ON usage_ledger (src_topic, src_partition, src_offset);
 
 CREATE TABLE postpaid_usage (
   account_id text NOT NULL,
@@ -80,3 +81,12 @@ CREATE TABLE consumer_offsets (
   published_offset bigint NOT NULL,
   PRIMARY KEY (group_id, topic, partition)
 );
+
+-- Raters cache the price book and reload when told.
+CREATE FUNCTION notify_prices_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('prices_changed', '');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE ON prices
+  FOR EACH STATEMENT EXECUTE FUNCTION notify_prices_changed();

@@ -1,0 +1,15 @@
+import { z } from 'zod';
+import { BaseConfig } from '@meterstream/schemas/config';
+
+export const RaterConfig = BaseConfig.extend({
+  RATER_GROUP_ID: z.string().min(1).default('meterstream-rater'),
+  // Partition batches rated at once; each holds one Postgres connection for its transaction.
+  RATER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  // How long the group waits for a silent (crashed) member before handing its partitions over.
+  RATER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6000).default(30_000),
+  RATER_MAX_BYTES_PER_PARTITION: z.coerce.number().int().min(1024).default(2 * 1024 * 1024),
+  // Fault injection for the crash tests: SIGKILL this process at a named point of the Nth batch.
+  RATER_CRASH_AT: z.enum(['before-pg-commit', 'after-pg-commit']).optional(),
+  RATER_CRASH_ON_BATCH: z.coerce.number().int().min(1).default(1),
+});
+export type RaterConfig = z.infer<typeof RaterConfig>;

@@ -1,0 +1,2 @@
+export { startRater, type RaterDeps } from './rater.js';
+export { RaterConfig } from './config.js';

@@ -1,0 +1,37 @@
+import { UsageEvent } from '@meterstream/schemas';
+import type { SourceEvent } from './rate-batch.js';
+
+export interface RawMessage {
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+export interface DeadLetter {
+  message: RawMessage;
+  code: string;
+  reason: string;
+}
+
+/** Decodes usage.events messages; anything unreadable becomes a dead letter, never a stall. */
+export function parseMessages(messages: readonly RawMessage[]): { events: SourceEvent[]; dead: DeadLetter[] } {
+  const events: SourceEvent[] = [];
+  const dead: DeadLetter[] = [];
+  for (const m of messages) {
+    let json: unknown;
+    try {
+      json = JSON.parse(m.value?.toString('utf8') ?? '');
+    } catch {
+      dead.push({ message: m, code: 'INVALID_JSON', reason: 'message value is not JSON' });
+      continue;
+    }
+    const parsed = UsageEvent.safeParse(json);
+    if (!parsed.success) {
+      const reason = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      dead.push({ message: m, code: 'INVALID_EVENT', reason });
+      continue;
+    }
+    events.push({ offset: m.offset, event: parsed.data, eventMs: Date.parse(parsed.data.timestamp) });
+  }
+  return { events, dead };
+}

@@ -1,0 +1,180 @@
+import type { Kafka, Producer, Message } from 'kafkajs';
+import { topicNames } from '@meterstream/schemas';
+import type { Pool } from '@meterstream/schemas/postgres';
+import type { Logger } from '@meterstream/schemas/logger';
+import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { loadAccountStates, type AccountState } from '@meterstream/schemas/ledger/account-state';
+import type { RaterConfig } from './config.js';
+import { PriceBook } from './price-book.js';
+import { parseMessages, type DeadLetter, type RawMessage } from './parse.js';
+import { rateBatch, toRatedEvent, type LedgerRow } from './rate-batch.js';
+import { findRated, ledgerRowsInRange, lockOffsets, markPublished, writeBatch } from './ledger-store.js';
+
+export interface RaterDeps {
+  config: RaterConfig;
+  pool: Pool;
+  cache: BalanceCache;
+  kafka: Kafka;
+  log: Logger;
+}
+
+type Outcome =
+  | { kind: 'gap'; resumeAt: bigint }
+  | { kind: 'done'; rated: number; duplicates: number; dead: number; accounts: number; republished: number };
+
+/**
+ * The rater: one consumer group on usage.events. Per partition batch, one Postgres transaction
+ * holds the charges, the grant changes and the partition's offset (the fence that makes a
+ * redelivered or zombie batch a no-op). After the commit the rated events go to usage.rated and
+ * the states to Redis; only then is the Kafka offset committed. A crash anywhere in between is
+ * repaired on redelivery: whatever Postgres holds beyond published_offset is published again.
+ */
+export async function startRater({ config, pool, cache, kafka, log }: RaterDeps): Promise<{ stop(): Promise<void> }> {
+  const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const groupId = config.RATER_GROUP_ID;
+  const prices = new PriceBook(pool, log);
+  await prices.start();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const consumer = kafka.consumer({
+    groupId,
+    sessionTimeout: config.RATER_SESSION_TIMEOUT_MS,
+    heartbeatInterval: Math.min(3000, config.RATER_SESSION_TIMEOUT_MS / 3),
+    maxBytesPerPartition: config.RATER_MAX_BYTES_PER_PARTITION,
+    maxBytes: 4 * config.RATER_MAX_BYTES_PER_PARTITION,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: topics.events, fromBeginning: true });
+  let batchNo = 0;
+
+  const crashPoint = (point: RaterConfig['RATER_CRASH_AT'], n: number) => {
+    if (config.RATER_CRASH_AT === point && n === config.RATER_CRASH_ON_BATCH) {
+      log.warn({ point, batch: n }, 'fault injection: SIGKILL');
+      process.kill(process.pid, 'SIGKILL');
+    }
+  };
+
+  async function sendDeadLetters(partition: number, dead: DeadLetter[]): Promise<void> {
+    if (dead.length === 0) return;
+    await producer.send({
+      topic: topics.dlq,
+      acks: -1,
+      messages: dead.map((d) => ({
+        key: d.message.key,
+        value: d.message.value,
+        headers: {
+          'error-code': d.code, 'error-reason': d.reason,
+          'source-topic': topics.events, 'source-partition': String(partition), 'source-offset': d.message.offset,
+        },
+      })),
+    });
+    log.warn({ partition, count: dead.length, codes: [...new Set(dead.map((d) => d.code))] }, 'events sent to dead-letter topic');
+  }
+
+  async function publish(rows: { row: LedgerRow; ratedAt: string }[], states: Iterable<AccountState>): Promise<void> {
+    const messages: Message[] = rows.map(({ row, ratedAt }) => ({ key: row.accountId, value: JSON.stringify(toRatedEvent(row, ratedAt)) }));
+    await Promise.all([
+      messages.length > 0 ? producer.send({ topic: topics.rated, acks: -1, messages }) : undefined,
+      cache.write(states),
+    ]);
+  }
+
+  /** Re-publishes and re-caches what a crashed predecessor committed in [from, to) but may not have sent. */
+  async function repair(partition: number, from: bigint, to: bigint): Promise<number> {
+    if (from >= to) return 0;
+    const c = await pool.connect();
+    try {
+      const rows = await ledgerRowsInRange(c, topics.events, partition, from, to);
+      const states = await loadAccountStates(c, [...new Set(rows.map((r) => r.row.accountId))], { forUpdate: false });
+      await publish(rows, states.values());
+      log.info({ partition, from: String(from), to: String(to), events: rows.length }, 'republished committed events after a restart');
+      return rows.length;
+    } finally {
+      c.release();
+    }
+  }
+
+  async function rateMessages(partition: number, messages: RawMessage[]): Promise<Outcome> {
+    const first = messages[0]!.offset;
+    const end = BigInt(messages[messages.length - 1]!.offset) + 1n;
+    const ratedAt = new Date().toISOString();
+    const c = await pool.connect();
+    let fence: { next: bigint; published: bigint };
+    let result: { rows: LedgerRow[]; changed: Map<string, AccountState>; duplicates: number; dead: number } | undefined;
+    try {
+      await c.query('BEGIN');
+      fence = await lockOffsets(c, groupId, topics.events, partition, first);
+      if (BigInt(first) > fence.next) {
+        await c.query('ROLLBACK');
+        return { kind: 'gap', resumeAt: fence.next };
+      }
+      const fresh = messages.filter((m) => BigInt(m.offset) >= fence.next);
+      if (fresh.length === 0) {
+        await c.query('ROLLBACK');
+      } else {
+        const n = ++batchNo;
+        const { events, dead } = parseMessages(fresh);
+        const states = await loadAccountStates(c, [...new Set(events.map((e) => e.event.account_id))], { forUpdate: true });
+        await prices.ensureKnown(events.flatMap((e) => {
+          const s = states.get(e.event.account_id);
+          return s ? [[e.event.product, s.currency] as [string, typeof s.currency]] : [];
+        }));
+        const already = await findRated(c, events.map((e) => ({ account: e.event.account_id, event: e.event.id })));
+        const batch = rateBatch(events, states, prices.lookup, already);
+        await writeBatch(c, batch, { groupId, topic: topics.events, partition, nextOffset: end.toString() }, ratedAt);
+        const byOffset = new Map(fresh.map((m) => [m.offset, m]));
+        dead.push(...batch.rejected.map((r) => ({ message: byOffset.get(r.offset)!, code: r.code, reason: r.message })));
+        // Before the commit: a crash re-rates the batch and re-sends these, never loses them.
+        await sendDeadLetters(partition, dead);
+        crashPoint('before-pg-commit', n);
+        await c.query('COMMIT');
+        crashPoint('after-pg-commit', n);
+        result = { rows: batch.rows, changed: batch.changed, duplicates: batch.duplicates, dead: dead.length };
+      }
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+    const replayedUpTo = fence.next < end ? fence.next : end;
+    const republished = await repair(partition, fence.published, replayedUpTo);
+    if (result) await publish(result.rows.map((row) => ({ row, ratedAt })), result.changed.values());
+    await markPublished(pool, groupId, topics.events, partition, result ? end : replayedUpTo);
+    return {
+      kind: 'done', republished,
+      rated: result?.rows.length ?? 0, duplicates: result?.duplicates ?? 0, dead: result?.dead ?? 0, accounts: result?.changed.size ?? 0,
+    };
+  }
+
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: config.RATER_CONCURRENCY,
+    eachBatch: async ({ batch, isRunning, isStale }) => {
+      if (batch.isEmpty() || !isRunning() || isStale()) return;
+      const started = performance.now();
+      const outcome = await rateMessages(batch.partition, batch.messages);
+      if (outcome.kind === 'gap') {
+        // Kafka's committed offset ran ahead of Postgres (e.g. a restored database): Postgres wins.
+        log.warn({ partition: batch.partition, resumeAt: String(outcome.resumeAt) }, 'resuming from the offset stored in Postgres');
+        consumer.seek({ topic: batch.topic, partition: batch.partition, offset: outcome.resumeAt.toString() });
+        return;
+      }
+      const next = (BigInt(batch.lastOffset()) + 1n).toString();
+      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      log.info({
+        partition: batch.partition, size: batch.messages.length, ...outcome, kind: undefined,
+        ms: Math.round(performance.now() - started), lag: batch.offsetLag(),
+      }, 'batch rated');
+    },
+  });
+
+  return {
+    async stop() {
+      await consumer.disconnect(); // lets the running batch finish and leaves the group
+      await producer.disconnect();
+      await prices.stop();
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openStack, type TestStack } from '../../tests/support/stack.js';
+import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitRaterIdle } from '../../tests/support/fixtures.js';
+import { expectBooksBalance } from '../../tests/support/books.js';
+import { startService, waitFor, type ServiceProcess } from '../../tests/support/processes.js';
+import type { UsageEvent } from '@meterstream/schemas';
+
+const PRODUCT_QTY: [string, () => string][] = [
+  ['voice', () => String(1 + Math.floor(Math.random() * 300))],
+  ['chat', () => String(Math.floor(Math.random() * 5000))],
+  ['image', () => String(1 + Math.floor(Math.random() * 4))],
+  ['text', () => String(Math.floor(Math.random() * 800))],
+  ['call', () => '1'],
+];
+
+function workload(accounts: string[], n: number, startMs: number, spanMs: number): UsageEvent[] {
+  const out: UsageEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    const [product, qty] = PRODUCT_QTY[i % PRODUCT_QTY.length]!;
+    out.push(usageEvent(accounts[i % accounts.length]!, product, qty(), `ev-${i}`, new Date(startMs + Math.floor((i / n) * spanMs))));
+  }
+  return out;
+}
+
+async function makeAccounts(stack: TestStack, n: number): Promise<string[]> {
+  const soon = new Date(Date.now() - 60_000).toISOString(); // expires in the middle of the workload's timestamps
+  const later = new Date(Date.now() + 30 * 86_400_000).toISOString();
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    ids.push(await createAccount(stack, { billing_mode: i % 3 === 0 ? 'postpaid' : 'prepaid' }, [
+      { kind: 'gift', amount: '5', expires_at: soon },
+      { kind: 'allowance', amount: '3', expires_at: later },
+      { kind: 'purchased', amount: i % 2 ? '20' : '1' },
+    ]));
+  }
+  return ids;
+}
+
+describe('rater against real Kafka, Postgres and Redis', () => {
+  let stack: TestStack;
+  const procs: ServiceProcess[] = [];
+  const rater = (extra: Record<string, string> = {}) => {
+    const p = startService('rater/src/main.ts', { ...stack.env, LOG_LEVEL: 'info', RATER_SESSION_TIMEOUT_MS: '6000', ...extra });
+    procs.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    stack = await openStack('rater');
+    await setPrices(stack);
+  });
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((p) => p.kill('SIGTERM')));
+  });
+  afterAll(async () => {
+    await stack.close();
+  });
+
+  it('charges every event once, burns grants in order, and keeps Redis equal to Postgres', async () => {
+    const accounts = await makeAccounts(stack, 12);
+    const events = workload(accounts, 3000, Date.now() - 120_000, 120_000);
+    // a producer retry and an HTTP retry: the same events again, at new offsets
+    const resent = [...events.slice(100, 400), ...events.slice(2000, 2100)];
+    const r = rater();
+    await produceEvents(stack, events);
+    await produceEvents(stack, resent);
+    await waitFor('all events rated', async () => (await ledgerCount(stack, accounts)) === events.length);
+    await waitRaterIdle(stack);
+    await expectBooksBalance(stack, [...events, ...resent], accounts);
+    // The gift expired a minute ago: no event stamped after that burned it.
+    const late = await stack.pool.query(
+      `SELECT count(*) AS n FROM usage_ledger l, jsonb_array_elements(l.grant_split) s
+        JOIN grants g ON g.id = s->>'grant_id'
+        WHERE l.account_id = ANY($1) AND g.kind = 'gift' AND l.event_time >= g.expires_at`, [accounts]);
+    expect(late.rows[0]!.n).toBe(0n);
+    await r.kill('SIGTERM');
+    expect(await r.exited).toBe(0);
+    expect(r.output()).toContain('batch rated');
+  });
+
+  for (const point of ['before-pg-commit', 'after-pg-commit'] as const) {
+    it(`loses nothing and charges nothing twice when killed ${point.replaceAll('-', ' ')}`, async () => {
+      const accounts = await makeAccounts(stack, 6);
+      const events = workload(accounts, 1500, Date.now() - 60_000, 60_000);
+      await produceEvents(stack, events);
+      const doomed = rater({ RATER_CRASH_AT: point, RATER_CRASH_ON_BATCH: '2' });
+      expect(await doomed.exited).toBe('SIGKILL');
+      rater();
+      await waitRaterIdle(stack);
+      await expectBooksBalance(stack, events, accounts);
+    });
+  }
+});

@@ -1,0 +1,46 @@
+import { expect } from 'vitest';
+import { priceMicros, toMicros, type UsageEvent } from '@meterstream/schemas';
+import { loadAccountStates } from '@meterstream/schemas/ledger/account-state';
+import { PRODUCTS } from './fixtures.js';
+import type { TestStack } from './stack.js';
+
+/** What the events should cost, computed from the price list alone, each distinct event once. */
+export function expectedCharges(events: UsageEvent[]): Map<string, bigint> {
+  const seen = new Set<string>();
+  const perAccount = new Map<string, bigint>();
+  for (const e of events) {
+    const key = `${e.account_id}/${e.id}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const p = PRODUCTS[e.product]!;
+    perAccount.set(e.account_id, (perAccount.get(e.account_id) ?? 0n) + priceMicros(e.quantity, toMicros(p.unit_price), BigInt(p.per)));
+  }
+  return perAccount;
+}
+
+/**
+ * The invariants a finance user checks: each event charged once at its price; grants burned +
+ * postpaid accrued + prepaid overdraft = priced usage, to the micro-unit; Redis equals Postgres.
+ */
+export async function expectBooksBalance(stack: TestStack, events: UsageEvent[], accounts: string[]): Promise<void> {
+  const expected = expectedCharges(events);
+  const q = async (sql: string) =>
+    new Map((await stack.pool.query<{ id: string; v: bigint }>(sql, [accounts])).rows.map((r) => [r.id, r.v]));
+  const ledger = await q('SELECT account_id AS id, sum(amount)::bigint AS v FROM usage_ledger WHERE account_id = ANY($1) GROUP BY 1');
+  const counts = await q('SELECT account_id AS id, count(*) AS v FROM usage_ledger WHERE account_id = ANY($1) GROUP BY 1');
+  const burned = await q('SELECT account_id AS id, sum(amount - remaining)::bigint AS v FROM grants WHERE account_id = ANY($1) GROUP BY 1');
+  const postpaid = await q('SELECT account_id AS id, sum(amount)::bigint AS v FROM postpaid_usage WHERE account_id = ANY($1) GROUP BY 1');
+  const overdraft = await q('SELECT id, overdraft AS v FROM accounts WHERE id = ANY($1)');
+  const distinct = new Map<string, Set<string>>();
+  for (const e of events) distinct.set(e.account_id, (distinct.get(e.account_id) ?? new Set()).add(e.id));
+  const pg = await loadAccountStates(stack.pool, accounts, { forUpdate: false });
+  for (const a of accounts) {
+    const want = expected.get(a) ?? 0n;
+    expect({ account: a, events: counts.get(a) ?? 0n }).toEqual({ account: a, events: BigInt(distinct.get(a)?.size ?? 0) });
+    expect({ account: a, charged: ledger.get(a) ?? 0n }).toEqual({ account: a, charged: want });
+    const covered = (burned.get(a) ?? 0n) + (postpaid.get(a) ?? 0n) + (overdraft.get(a) ?? 0n);
+    expect({ account: a, covered }).toEqual({ account: a, covered: want });
+    const cached = (await stack.cache.readThrough(stack.pool, a))!.state;
+    expect(cached).toEqual(pg.get(a));
+  }
+}

@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import { toMicros, encodeUsageEvent, type UsageEvent, type PriceInput, type GrantInput, type AccountInput } from '@meterstream/schemas';
+import { addGrant } from '@meterstream/schemas/ledger/grants';
+import type { TestStack } from './stack.js';
+
+/** The product mix of the seeds: per-second voice, per-1000-token chat, per-image, per-word, per-request. */
+export const PRODUCTS: Record<string, PriceInput> = {
+  voice: { unit: 'second', unit_price: '0.60', per: 60, currency: 'USD' },
+  chat: { unit: 'token', unit_price: '0.002', per: 1000, currency: 'USD' },
+  image: { unit: 'image', unit_price: '0.04', per: 1, currency: 'USD' },
+  text: { unit: 'word', unit_price: '0.000333', per: 1, currency: 'USD' },
+  call: { unit: 'request', unit_price: '0.0015', per: 1, currency: 'USD' },
+};
+
+export async function setPrices(stack: TestStack, prices: Record<string, PriceInput> = PRODUCTS): Promise<void> {
+  for (const [product, p] of Object.entries(prices)) {
+    await stack.pool.query(
+      `INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (product, currency) DO UPDATE SET unit = excluded.unit, unit_price = excluded.unit_price, per = excluded.per, updated_at = now()`,
+      [product, p.currency, p.unit, toMicros(p.unit_price).toString(), p.per],
+    );
+  }
+}
+
+export async function createAccount(stack: TestStack, input: Partial<AccountInput> = {}, grants: Partial<GrantInput>[] = []): Promise<string> {
+  const id = `acct-${randomUUID()}`;
+  await stack.pool.query('INSERT INTO accounts (id, email, currency, billing_mode) VALUES ($1, $2, $3, $4)', [
+    id, input.email ?? `${id}@example.com`, input.currency ?? 'USD', input.billing_mode ?? 'prepaid',
+  ]);
+  for (const g of grants) {
+    await addGrant(stack.pool, stack.cache, id, { kind: g.kind ?? 'purchased', amount: g.amount ?? '10', priority: g.priority ?? 100, ...(g.expires_at ? { expires_at: g.expires_at } : {}) });
+  }
+  return id;
+}
+
+export function usageEvent(accountId: string, product: string, quantity: string, id: string = randomUUID(), at = new Date()): UsageEvent {
+  return { id, account_id: accountId, product, quantity: toMicros(quantity), timestamp: at.toISOString() };
+}
+
+/** Produces straight to usage.events as a service would, keyed by account. */
+export async function produceEvents(stack: TestStack, events: UsageEvent[]): Promise<void> {
+  const producer = stack.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    for (let i = 0; i < events.length; i += 2000) {
+      await producer.send({
+        topic: stack.topics.events,
+        acks: -1,
+        messages: events.slice(i, i + 2000).map((e) => ({ key: e.account_id, value: encodeUsageEvent(e) })),
+      });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export async function ledgerCount(stack: TestStack, accounts: string[]): Promise<number> {
+  const r = await stack.pool.query<{ n: bigint }>('SELECT count(*) AS n FROM usage_ledger WHERE account_id = ANY($1)', [accounts]);
+  return Number(r.rows[0]!.n);
+}
+
+/**
+ * Quiescence: every message on usage.events is rated, published and cached, i.e. the rater's
+ * published offset reached the end of each partition.
+ */
+export async function waitRaterIdle(stack: TestStack, timeoutMs = 90_000): Promise<void> {
+  const admin = stack.kafka.admin();
+  await admin.connect();
+  try {
+    const ends = await admin.fetchTopicOffsets(stack.topics.events);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await stack.pool.query<{ partition: number; published_offset: bigint }>(
+        'SELECT partition, published_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
+        [stack.env.RATER_GROUP_ID, stack.topics.events],
+      );
+      const published = new Map(r.rows.map((x) => [x.partition, x.published_offset]));
+      const behind = ends.filter((p) => p.high !== '0' && published.get(p.partition) !== BigInt(p.high));
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`rater not idle: ${JSON.stringify(behind)}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
