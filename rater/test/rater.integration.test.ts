@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
-import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitRaterIdle } from '../../tests/support/fixtures.js';
+import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitRaterIdle, readTopic } from '../../tests/support/fixtures.js';
 import { expectBooksBalance } from '../../tests/support/books.js';
 import { startService, waitFor, type ServiceProcess } from '../../tests/support/processes.js';
 import type { UsageEvent } from '@meterstream/schemas';
@@ -81,13 +81,48 @@ describe('rater against real Kafka, Postgres and Redis', () => {
   for (const point of ['before-pg-commit', 'after-pg-commit'] as const) {
     it(`loses nothing and charges nothing twice when killed ${point.replaceAll('-', ' ')}`, async () => {
       const accounts = await makeAccounts(stack, 6);
-      const events = workload(accounts, 1500, Date.now() - 60_000, 60_000);
+      const events = workload(accounts, 1500, Date.now() - 60_000, 60_000).map((e) => ({ ...e, id: `${point}-${e.id}` }));
       await produceEvents(stack, events);
       const doomed = rater({ RATER_CRASH_AT: point, RATER_CRASH_ON_BATCH: '2' });
       expect(await doomed.exited).toBe('SIGKILL');
-      rater();
+      const successor = rater();
       await waitRaterIdle(stack);
       await expectBooksBalance(stack, events, accounts);
+      // Every committed charge reached usage.rated, even those committed just before the kill.
+      const rated = (await readTopic(stack, stack.topics.rated)).map((v) => JSON.parse(v) as { account_id: string; event_id: string });
+      const ratedIds = new Set(rated.filter((x) => accounts.includes(x.account_id)).map((x) => x.event_id));
+      expect(ratedIds).toEqual(new Set(events.map((e) => e.id)));
+      if (point === 'after-pg-commit') expect(successor.output()).toContain('republished committed events');
     });
   }
+
+  it('charges each event once while a second rater joins and the first leaves mid-stream', async () => {
+    const accounts = await makeAccounts(stack, 10);
+    const events = workload(accounts, 6000, Date.now() - 60_000, 60_000).map((e) => ({ ...e, id: `rb-${e.id}` }));
+    const first = rater();
+    let second: ServiceProcess | undefined;
+    for (let i = 0; i < 6; i++) {
+      await produceEvents(stack, events.slice(i * 1000, (i + 1) * 1000));
+      if (i === 1) second = rater();
+      if (i === 3) expect(await first.kill('SIGTERM')).toBe(0);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await waitRaterIdle(stack);
+    await expectBooksBalance(stack, events, accounts);
+    expect(first.output()).toContain('batch rated');
+    expect(second!.output()).toContain('batch rated');
+  });
+
+  it('rebuilds balances from Postgres when Redis loses its data mid-stream', async () => {
+    const accounts = await makeAccounts(stack, 8);
+    const events = workload(accounts, 4000, Date.now() - 60_000, 60_000).map((e) => ({ ...e, id: `fl-${e.id}` }));
+    rater();
+    await produceEvents(stack, events.slice(0, 2000));
+    await waitFor('half rated', async () => (await ledgerCount(stack, accounts)) >= 1000);
+    const keys = await stack.redis.keys(`${stack.env.REDIS_PREFIX}*`);
+    if (keys.length) await stack.redis.del(...keys);
+    await produceEvents(stack, events.slice(2000));
+    await waitRaterIdle(stack);
+    await expectBooksBalance(stack, events, accounts);
+  });
 });
