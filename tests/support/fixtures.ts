@@ -1,18 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { toMicros, encodeUsageEvent, type UsageEvent, type PriceInput, type GrantInput, type AccountInput } from '@meterstream/schemas';
 import { addGrant } from '@meterstream/schemas/ledger/grants';
+import { PRICE_LIST } from '@meterstream/bench/workload';
 import type { TestStack } from './stack.js';
 
-/** The product mix of the seeds: per-second voice, per-1000-token chat, per-image, per-word, per-request. */
-export const PRODUCTS: Record<string, PriceInput> = {
-  voice: { unit: 'second', unit_price: '0.60', per: 60, currency: 'USD' },
-  chat: { unit: 'token', unit_price: '0.002', per: 1000, currency: 'USD' },
-  image: { unit: 'image', unit_price: '0.04', per: 1, currency: 'USD' },
-  text: { unit: 'word', unit_price: '0.000333', per: 1, currency: 'USD' },
-  call: { unit: 'request', unit_price: '0.0015', per: 1, currency: 'USD' },
-};
+export { PRICE_LIST as PRODUCTS };
 
-export async function setPrices(stack: TestStack, prices: Record<string, PriceInput> = PRODUCTS): Promise<void> {
+export async function setPrices(stack: TestStack, prices: Record<string, PriceInput> = PRICE_LIST): Promise<void> {
   for (const [product, p] of Object.entries(prices)) {
     await stack.pool.query(
       `INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ($1, $2, $3, $4, $5)
