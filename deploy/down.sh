@@ -22,7 +22,7 @@ if pid=$(kafka_pid); then
 else
   say "kafka: no broker started by up.sh is running"
 fi
-rm -f "$KAFKA_PID_FILE"
+rm -f "$KAFKA_PID_FILE" "$KAFKA_HOME/ready.pid"
 
 if pid=$(live_pid "$REDIS_HOME/redis.pid" redis-server); then
   say "redis: stopping the redis-server up.sh started (pid $pid)"

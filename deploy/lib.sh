@@ -22,6 +22,17 @@ err() { printf '[deploy] ERROR: %s\n' "$*" >&2; }
 # Java-free TCP probe (bash's /dev/tcp); `timeout` keeps a filtered port from hanging us.
 port_open() { timeout 2 bash -c "</dev/tcp/$1/$2" 2>/dev/null; }
 
+# Java-free "is this a Kafka broker serving requests" probe: send an ApiVersions v0 request
+# (api_key 18, correlation id 7, null client id) and expect correlation id 7 + error_code 0
+# back. Redis/Postgres/anything else on the port fails this, unlike a bare TCP connect.
+kafka_answers() {
+  local out
+  out=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" &&
+      printf "\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x07\xff\xff" >&3 && head -c 10 <&3' \
+      "$1" "$2" 2>/dev/null | od -An -tx1 | tr -d ' \n')
+  [[ ${out:8:12} == 000000070000 ]]
+}
+
 # "scheme://[user[:pass]@]host[:port][/path]" -> "host port" (port defaults to $2).
 url_host_port() {
   local rest=${1#*://}
@@ -35,7 +46,7 @@ live_pid() {
   local pid
   [[ -s $1 ]] || return 1
   pid=$(<"$1")
-  [[ $pid =~ ^[0-9]+$ ]] && ps -ww -o args= -p "$pid" 2>/dev/null | grep -q -- "$2" && echo "$pid"
+  [[ $pid =~ ^[0-9]+$ && $(ps -ww -o args= -p "$pid" 2>/dev/null) =~ $2 ]] && echo "$pid"
 }
 kafka_pid() { live_pid "$KAFKA_PID_FILE" 'kafka\.Kafka'; }
 
@@ -63,9 +74,11 @@ kafka_ensure_libs() {
   say "resolving Apache Kafka $KAFKA_VERSION jars from Maven Central into ${KAFKA_LIBS#"$DEPLOY_DIR"/} (first run only)..."
   local tmp="$KAFKA_LIBS.tmp"
   rm -rf "$tmp"; mkdir -p "$KAFKA_HOME"
-  if ! mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp"; then
-    err "mvn dependency:copy-dependencies failed (see output above)"; rm -rf "$tmp"; return 1
+  # Output goes to a file (mvn -q still emits stray ANSI resets); shown only on failure.
+  if ! mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp" >"$KAFKA_HOME/mvn.log" 2>&1 </dev/null; then
+    tail -n 30 "$KAFKA_HOME/mvn.log" >&2
+    err "mvn dependency:copy-dependencies failed (full log: $KAFKA_HOME/mvn.log)"; rm -rf "$tmp"; return 1
   fi
   local j
   for j in kafka_2.13 kafka-server kafka-raft kafka-metadata kafka-storage kafka-tools reload4j slf4j-reload4j; do

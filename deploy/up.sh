@@ -54,7 +54,7 @@ elif [[ $redis_host =~ ^(127\.0\.0\.1|localhost)$ ]] && command -v redis-server 
   # Throwaway cache for dev/tests: no RDB snapshots, no AOF, files kept under .stack/redis.
   mkdir -p "$REDIS_HOME"
   redis-server --bind 127.0.0.1 --port "$redis_port" --daemonize yes --save "" --appendonly no \
-    --dir "$REDIS_HOME" --pidfile "$REDIS_HOME/redis.pid" --logfile "$REDIS_HOME/redis.log"
+    --dir "$REDIS_HOME" --pidfile "$REDIS_HOME/redis.pid" --logfile "$REDIS_HOME/redis.log" 9>&-
   for _ in $(seq 20); do redis_ok && break; sleep 0.25; done
   if redis_ok; then say "redis: started redis-server on $redis_host:$redis_port (pid file ${REDIS_HOME#"$DEPLOY_DIR"/}/redis.pid)"
   else err "redis: started redis-server but it does not answer; see $REDIS_HOME/redis.log"; failed=1; fi
@@ -119,10 +119,12 @@ PROPS
 
   # Remember where this start's log output begins, so readiness ignores older runs' lines.
   stat -c %s "$KAFKA_LOGS/server.log" 2>/dev/null >"$KAFKA_HOME/log.offset" || echo 0 >"$KAFKA_HOME/log.offset"
+  rm -f "$KAFKA_PID_FILE"   # stale (crashed broker): must not be mistaken for the new one
   say "kafka: starting Apache Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT, controller :$KAFKA_CONTROLLER_PORT"
   # setsid+nohup: the broker outlives this shell and its terminal. The inner bash writes its
   # own pid and then execs java, so the pid file is exactly the JVM's pid.
   # JVM flags follow Kafka's kafka-run-class.sh / kafka-server-start.sh defaults.
+  # `9>&-`: the broker must not inherit the up.sh lock fd, or it holds the flock forever.
   # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is intentionally word-split
   ( cd "$KAFKA_HOME" && exec setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID_FILE" \
       java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
@@ -130,33 +132,44 @@ PROPS
       -Djava.awt.headless=true -Dkafka.logs.dir="$KAFKA_LOGS" \
       -Dlog4j.configuration="file:$DEPLOY_DIR/kafka/log4j.properties" \
       -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_PROPS" \
-      >>"$KAFKA_LOGS/kafka.out" 2>&1 </dev/null & )
-  for _ in $(seq 20); do [[ -s $KAFKA_PID_FILE ]] && break; sleep 0.1; done
+      >>"$KAFKA_LOGS/kafka.out" 2>&1 </dev/null 9>&- & )
+  for _ in $(seq 30); do kafka_pid >/dev/null && break; sleep 0.1; done
 }
 
-# Ready = the listener accepts TCP *and* this start logged "Kafka Server started", which
-# KafkaRaftServer prints only after the broker is unfenced and serving requests.
+# Ready = the broker answers an ApiVersions request *and* this start logged "Kafka Server
+# started", which KafkaRaftServer prints only once the broker is unfenced (serves metadata).
+# grep -c, not grep -q: -q exits at the first match, tail then dies of SIGPIPE, and under
+# pipefail the whole check reads as "not ready" once server.log is big (hit in practice).
+# $2=started: only a broker this run started is stopped on timeout, never one already serving.
 wait_kafka() {
-  local pid=$1 off deadline=$((SECONDS + KAFKA_START_TIMEOUT)) size
+  local pid=$1 started=${2:-} off deadline=$((SECONDS + KAFKA_START_TIMEOUT)) size
   off=$(cat "$KAFKA_HOME/log.offset" 2>/dev/null || echo 0)
   while :; do
     size=$(stat -c %s "$KAFKA_LOGS/server.log" 2>/dev/null || echo 0)
     (( size < off )) && off=0   # log rolled over meanwhile
-    if port_open 127.0.0.1 "$KAFKA_PORT" &&
-       tail -c +"$((off + 1))" "$KAFKA_LOGS/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then
+    # ready.pid short-circuits the log check for a broker already seen ready (its start line
+    # may have rolled out of server.log since).
+    if kafka_answers 127.0.0.1 "$KAFKA_PORT" &&
+       { [[ $(cat "$KAFKA_HOME/ready.pid" 2>/dev/null) == "$pid" ]] ||
+         tail -c +"$((off + 1))" "$KAFKA_LOGS/server.log" 2>/dev/null | grep -c 'Kafka Server started' >/dev/null; }; then
+      echo "$pid" >"$KAFKA_HOME/ready.pid"
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then err "kafka: broker process $pid exited during startup"; break; fi
     if (( SECONDS >= deadline )); then
-      err "kafka: not ready after ${KAFKA_START_TIMEOUT}s; stopping it"; stop_pid "$pid" 15; break
+      if [[ $started ]]; then err "kafka: not ready after ${KAFKA_START_TIMEOUT}s; stopping it"; stop_pid "$pid" 15
+      else err "kafka: broker pid $pid (started earlier) not confirmed ready on 127.0.0.1:$KAFKA_PORT after ${KAFKA_START_TIMEOUT}s; left running (deploy/down.sh stops it)"; fi
+      break
     fi
     sleep 0.5
   done
+  echo "----- errors in ${KAFKA_LOGS#"$DEPLOY_DIR"/}/server.log (this start) -----" >&2
+  tail -c +"$((off + 1))" "$KAFKA_LOGS/server.log" 2>/dev/null | grep -E '^\[.*\] (ERROR|FATAL)|^Caused by' | awk '!seen[$0]++' | tail -n 8 >&2
   echo "----- tail of ${KAFKA_LOGS#"$DEPLOY_DIR"/}/server.log -----" >&2
-  tail -c +"$((off + 1))" "$KAFKA_LOGS/server.log" 2>/dev/null | tail -n 40 >&2
+  tail -c +"$((off + 1))" "$KAFKA_LOGS/server.log" 2>/dev/null | tail -n 30 >&2
   echo "----- tail of ${KAFKA_LOGS#"$DEPLOY_DIR"/}/kafka.out (JVM stdout/stderr) -----" >&2
   tail -n 15 "$KAFKA_LOGS/kafka.out" >&2 2>/dev/null
-  rm -f "$KAFKA_PID_FILE"
+  kill -0 "$pid" 2>/dev/null || rm -f "$KAFKA_PID_FILE"
   return 1
 }
 
@@ -164,14 +177,25 @@ if [[ -n ${KAFKA_BROKERS:-} ]]; then
   say "kafka: KAFKA_BROKERS=$KAFKA_BROKERS is set, not starting a local broker"
 elif pid=$(kafka_pid); then
   # Ours and alive: either already ready (returns at once) or still starting.
-  if wait_kafka "$pid"; then say "kafka: already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"; else failed=1; fi
+  # server.properties is only rewritten on start, so it tells which port the live broker uses.
+  running_port=$(sed -n 's|^listeners=PLAINTEXT://[^:]*:\([0-9]*\),.*|\1|p' "$KAFKA_PROPS")
+  if [[ $running_port != "$KAFKA_PORT" ]]; then
+    err "kafka: the broker up.sh started (pid $pid) listens on $running_port, not KAFKA_PORT=$KAFKA_PORT;"
+    err "  run deploy/down.sh first to restart it on the new port."; failed=1
+  elif wait_kafka "$pid"; then say "kafka: already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"; else failed=1; fi
+elif kafka_answers 127.0.0.1 "$KAFKA_PORT"; then
+  say "kafka: a Kafka broker (not started by up.sh) already answers on 127.0.0.1:$KAFKA_PORT; using it"
 elif port_open 127.0.0.1 "$KAFKA_PORT"; then
-  say "kafka: something already answers on 127.0.0.1:$KAFKA_PORT (not started by up.sh); using it"
+  err "kafka: port $KAFKA_PORT is taken by something that is not Kafka; free it or set KAFKA_PORT"
+  failed=1
 else
-  if start_kafka && pid=$(kafka_pid) && wait_kafka "$pid"; then
+  if ! start_kafka; then
+    failed=1
+  elif ! pid=$(kafka_pid); then
+    err "kafka: broker process did not come up; see ${KAFKA_LOGS#"$DEPLOY_DIR"/}/kafka.out"; failed=1
+  elif wait_kafka "$pid" started; then
     say "kafka: ready on 127.0.0.1:$KAFKA_PORT (pid $pid, up.sh took ${SECONDS}s)"
   else
-    [[ -n ${pid:-} ]] || err "kafka: broker did not start; see ${KAFKA_LOGS#"$DEPLOY_DIR"/}/kafka.out"
     failed=1
   fi
 fi

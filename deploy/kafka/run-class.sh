@@ -3,7 +3,7 @@
 #   deploy/kafka/run-class.sh org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 \
 #       --create --topic usage-events --partitions 3 --replication-factor 1
 #   deploy/kafka/run-class.sh org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
-#   deploy/kafka/run-class.sh org.apache.kafka.tools.ConsoleProducer --bootstrap-server 127.0.0.1:9092 --topic t
+#   deploy/kafka/run-class.sh kafka.tools.ConsoleProducer --bootstrap-server 127.0.0.1:9092 --topic t
 #   deploy/kafka/run-class.sh org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server 127.0.0.1:9092 \
 #       --topic t --from-beginning --max-messages 1
 set -euo pipefail
