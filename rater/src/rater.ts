@@ -1,4 +1,4 @@
-import type { Kafka, Producer, Message } from 'kafkajs';
+import type { Kafka, Message } from 'kafkajs';
 import { topicNames } from '@meterstream/schemas';
 import type { Pool } from '@meterstream/schemas/postgres';
 import type { Logger } from '@meterstream/schemas/logger';

@@ -28,5 +28,5 @@ export const Quantity = z.union([z.string(), z.number()]).transform((v, ctx) => 
 export const Currency = z.enum(['USD', 'EUR']);
 export type Currency = z.infer<typeof Currency>;
 
-export const Id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:\-]+$/, 'only letters, digits and . _ : -');
+export const Id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'only letters, digits and . _ : -');
 export const IsoTimestamp = z.iso.datetime({ offset: true });

@@ -1,0 +1,66 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import type { Pool } from '@meterstream/schemas/postgres';
+import { ApiKeys } from './auth.js';
+import type { IngestConfig } from './config.js';
+import { installErrorHandlers } from './errors.js';
+import type { UsageEventProducer } from './producer-client.js';
+import { accountRoutes } from './routes/accounts.js';
+import { balanceRoutes } from './routes/balance.js';
+import type { RouteContext } from './routes/context.js';
+import { eventRoutes } from './routes/events.js';
+import { priceRoutes } from './routes/prices.js';
+import { transactionRoutes } from './routes/transactions.js';
+import { usageSummaryRoutes } from './routes/usage-summary.js';
+
+export interface AppDeps {
+  config: IngestConfig;
+  pool: Pool;
+  cache: BalanceCache;
+  producer: UsageEventProducer;
+  ch: ClickHouseClient;
+  chDatabase: string;
+  log: Logger;
+}
+
+/** The HTTP API; owns none of the clients it is given (the caller closes them). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { log, ...rest } = deps;
+  // Typed as Fastify's logger so the instance keeps Fastify's default generics.
+  const loggerInstance: FastifyBaseLogger = log;
+  const app = Fastify({ loggerInstance, bodyLimit: deps.config.MAX_BODY_BYTES }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('principal', null as never);
+  installErrorHandlers(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'meterstream ingest',
+        version: '0.1.0',
+        description: 'Usage events in, balances and usage out. Money is an exact decimal string (at most 6 places), never a float. Every error is {"error":{"code","message"}}.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the admin key or an account key from POST /v1/accounts' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const ctx: RouteContext = { ...rest, keys: new ApiKeys(deps.pool, deps.config.ADMIN_API_KEY) };
+  await app.register(eventRoutes, ctx);
+  await app.register(accountRoutes, ctx);
+  await app.register(balanceRoutes, ctx);
+  await app.register(transactionRoutes, ctx);
+  await app.register(priceRoutes, ctx);
+  await app.register(usageSummaryRoutes, ctx);
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  app.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));
+  return app;
+}

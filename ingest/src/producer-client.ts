@@ -1,0 +1,246 @@
+import { Partitioners, type Kafka, type Message, type Producer, type ProducerConfig } from 'kafkajs';
+import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
+import { formatIssues } from './issues.js';
+
+export const IDEMPOTENT_PRODUCER_CONFIG: ProducerConfig = {
+  idempotent: true,
+  // Not 5 as in the Java client: kafkajs built its idempotence to KIP-98's original one request
+  // in flight (tulios/kafkajs#200), assigns sequence numbers itself and rolls them back when a
+  // request fails, and serializes produce requests per broker with a mutex regardless.
+  maxInFlightRequests: 1,
+  // Unlimited, never the client-wide count the producer would otherwise inherit: giving up on a
+  // request that may have landed lets the next one reuse its sequence numbers and be dropped as
+  // a duplicate. Waits stay short so sends resume soon after the broker is back.
+  retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },
+  allowAutoTopicCreation: false,
+  // murmur2 like the Java client, so an account lands on the same partition whoever produces it.
+  createPartitioner: Partitioners.DefaultPartitioner,
+};
+
+export interface UsageEventProducerOptions {
+  topic: string;
+  /** How long a send waits for company before its batch goes out. */
+  lingerMs?: number;
+  maxBatchMessages?: number;
+  /** Messages accepted but not yet acknowledged; beyond it send()/publish() wait for room. */
+  maxBufferedMessages?: number;
+  /** Older events are refused, as the HTTP ingest refuses them (EVENT_MAX_AGE_DAYS). */
+  maxAgeDays?: number;
+}
+
+export class InvalidUsageEventError extends Error {
+  override readonly name = 'InvalidUsageEventError';
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export class ProducerClosedError extends Error {
+  override readonly name = 'ProducerClosedError';
+  constructor() {
+    super('the usage event producer is closed');
+  }
+}
+
+interface Ticket {
+  left: number;
+  failed: boolean;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+interface Waiter {
+  count: number;
+  admit(): void;
+}
+
+/**
+ * Produces usage events straight to Kafka: validated like the HTTP ingest, keyed by account_id,
+ * idempotent with acks=all, batched, and bounded. Batches go out one at a time: events arriving
+ * while one is in flight form the next (group commit), which also keeps kafkajs from ever
+ * handing a failed request's sequence numbers to a concurrent one.
+ */
+export class UsageEventProducer {
+  private readonly topic: string;
+  private readonly lingerMs: number;
+  private readonly maxBatch: number;
+  private readonly maxBuffered: number;
+  private readonly maxAgeMs: number;
+  private readonly queue: { message: Message; ticket: Ticket }[] = [];
+  private readonly waiters: Waiter[] = [];
+  private readonly unsettled = new Set<Promise<void>>();
+  private buffered = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private sending = false;
+  private flushing = 0;
+  private closed = false;
+
+  static async connect(kafka: Kafka, opts: UsageEventProducerOptions): Promise<UsageEventProducer> {
+    const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    await producer.connect();
+    return new UsageEventProducer(producer, opts);
+  }
+
+  /** `producer` must be connected and built with IDEMPOTENT_PRODUCER_CONFIG (connect() does both). */
+  constructor(private readonly producer: Producer, opts: UsageEventProducerOptions) {
+    this.topic = opts.topic;
+    this.lingerMs = opts.lingerMs ?? 5;
+    this.maxBatch = opts.maxBatchMessages ?? 500;
+    this.maxBuffered = opts.maxBufferedMessages ?? 10_000;
+    this.maxAgeMs = (opts.maxAgeDays ?? 35) * 86_400_000;
+  }
+
+  /** Messages accepted and not yet acknowledged by Kafka. */
+  get bufferedMessages(): number {
+    return this.buffered;
+  }
+
+  /**
+   * Validates one event and resolves once Kafka acknowledged it. Rejects with
+   * InvalidUsageEventError for an event the HTTP ingest would have rejected.
+   */
+  send(input: UsageEventInput, signal?: AbortSignal): Promise<void> {
+    const parsed = UsageEvent.safeParse(input);
+    if (!parsed.success) return Promise.reject(new InvalidUsageEventError('VALIDATION_ERROR', formatIssues(parsed.error.issues)));
+    const window = checkTimestampWindow(parsed.data.timestamp, Date.now(), this.maxAgeMs);
+    if (!window.ok) return Promise.reject(new InvalidUsageEventError(window.code, window.message));
+    return this.publish([parsed.data], signal);
+  }
+
+  /**
+   * Sends events the caller has validated already; resolves once Kafka acknowledged all of them.
+   * An aborted signal stops the waiting, not the events: any already admitted may still land,
+   * which is safe because consumers deduplicate by event id.
+   */
+  publish(events: readonly UsageEvent[], signal?: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.reject(new ProducerClosedError());
+    if (events.length === 0) return Promise.resolve();
+    const done = this.admit(events.length, signal).then(() => this.enqueue(events));
+    this.unsettled.add(done);
+    done.then(() => this.unsettled.delete(done), () => this.unsettled.delete(done));
+    return signal ? untilAborted(done, signal) : done;
+  }
+
+  /** Sends everything accepted so far without waiting for the linger and resolves when it settled. */
+  async flush(): Promise<void> {
+    this.flushing++;
+    try {
+      this.schedule();
+      await Promise.allSettled([...this.unsettled]);
+    } finally {
+      this.flushing--;
+    }
+  }
+
+  /**
+   * Refuses new events, flushes the accepted ones and disconnects. Waits at most timeoutMs for
+   * Kafka (a shutdown must end even while the broker is away) and then throws, naming how many
+   * events were left unacknowledged.
+   */
+  async close(timeoutMs = 30_000): Promise<void> {
+    this.closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    const flushed = await Promise.race([
+      this.flush().then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    await this.producer.disconnect();
+    if (!flushed) throw new Error(`${this.buffered} usage events were not acknowledged by Kafka within ${timeoutMs} ms of close`);
+  }
+
+  private hasRoom(count: number): boolean {
+    // A publish larger than the whole buffer still goes through, alone, once the buffer is empty.
+    return this.buffered === 0 || this.buffered + count <= this.maxBuffered;
+  }
+
+  private admit(count: number, signal?: AbortSignal): Promise<void> {
+    if (this.waiters.length === 0 && this.hasRoom(count)) {
+      this.buffered += count;
+      return Promise.resolve();
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(signal?.reason);
+      };
+      const waiter: Waiter = {
+        count,
+        admit: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  private admitWaiters(): void {
+    // Strictly first come, first served: a large publish is never starved by small ones.
+    while (this.waiters.length > 0 && this.hasRoom(this.waiters[0]!.count)) {
+      const w = this.waiters.shift()!;
+      this.buffered += w.count;
+      w.admit();
+    }
+  }
+
+  private enqueue(events: readonly UsageEvent[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ticket: Ticket = { left: events.length, failed: false, resolve, reject };
+      for (const e of events) this.queue.push({ message: { key: e.account_id, value: encodeUsageEvent(e) }, ticket });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.sending) return; // the send loop takes whatever queued up once the current batch is acked
+    if (this.flushing > 0 || this.queue.length >= this.maxBatch) {
+      void this.pump();
+      return;
+    }
+    this.timer ??= setTimeout(() => void this.pump(), this.lingerMs);
+  }
+
+  private async pump(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        let error: unknown = null;
+        try {
+          await this.producer.send({ topic: this.topic, acks: -1, messages: batch.map((q) => q.message) });
+        } catch (e) {
+          error = e;
+        }
+        for (const { ticket } of batch) {
+          if (error !== null) {
+            if (!ticket.failed) ticket.reject(error);
+            ticket.failed = true;
+          } else if (--ticket.left === 0 && !ticket.failed) {
+            ticket.resolve();
+          }
+        }
+        this.buffered -= batch.length;
+        this.admitWaiters();
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+}
+
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { UsageEvent } from '@meterstream/schemas';
+import { ApiError, errorResponses } from '../errors.js';
+import { judgeEvents, parseNdjson } from '../event-batch.js';
+import { parseJsonExact } from '../exact-json.js';
+import type { RouteContext } from './context.js';
+
+const EventsBody = z
+  .union([UsageEvent, z.array(UsageEvent)])
+  .describe('One event or an array of events; with Content-Type application/x-ndjson, one event per line.');
+
+const EventsAccepted = z.object({
+  accepted: z.array(z.string()).describe('ids of the events Kafka acknowledged (acks=all)'),
+  rejected: z.array(
+    z.object({
+      index: z.number().int().describe('position in the request (array index or NDJSON line among non-blank lines)'),
+      id: z.string().optional(),
+      code: z.string().describe('VALIDATION_ERROR, TIMESTAMP_IN_FUTURE, TIMESTAMP_TOO_OLD, FORBIDDEN or MALFORMED_JSON'),
+      message: z.string(),
+    }),
+  ),
+});
+
+/** Encapsulated: its JSON parser keeps quantities exact and it alone accepts NDJSON. */
+export const eventRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if ((body as string).trim() === '') return done(new ApiError(400, 'MALFORMED_JSON', 'request body is empty'), undefined);
+    try {
+      done(null, parseJsonExact(body as string));
+    } catch (e) {
+      done(new ApiError(400, 'MALFORMED_JSON', `request body is not valid JSON: ${(e as Error).message}`), undefined);
+    }
+  });
+  app.addContentTypeParser('application/x-ndjson', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, parseNdjson(body as string));
+  });
+
+  const maxAgeMs = ctx.config.EVENT_MAX_AGE_DAYS * 86_400_000;
+  app.post(
+    '/v1/events',
+    {
+      onRequest: ctx.keys.authenticate,
+      // The body is judged event by event in the handler: a schema failure must not reject the batch.
+      validatorCompiler: () => (data) => ({ value: data }),
+      schema: {
+        summary: 'Send usage events',
+        description:
+          'Each event is validated on its own; 202 lists the accepted ids (acknowledged by Kafka) and the rejected events with reasons. An account key may only send its own account_id.',
+        tags: ['events'],
+        body: EventsBody,
+        response: { 202: EventsAccepted, ...errorResponses(400, 401, 413, 415, 503) },
+      },
+    },
+    async (req, reply) => {
+      const body: unknown = req.body;
+      const items = Array.isArray(body) ? body : [body];
+      if (items.length === 0) throw new ApiError(400, 'EMPTY_BATCH', 'the request holds no events');
+      if (items.length > ctx.config.MAX_BATCH_EVENTS) {
+        throw new ApiError(413, 'TOO_MANY_EVENTS', `at most ${ctx.config.MAX_BATCH_EVENTS} events per request, got ${items.length}`);
+      }
+      const verdict = judgeEvents(items, { principal: req.principal, nowMs: Date.now(), maxAgeMs });
+      if (verdict.events.length > 0) {
+        const signal = AbortSignal.timeout(ctx.config.INGEST_ACK_TIMEOUT_MS);
+        try {
+          await ctx.producer.publish(verdict.events, signal);
+        } catch (e) {
+          const retry = 'nothing in this request is confirmed; retry it with the same event ids';
+          if (signal.aborted) throw new ApiError(503, 'KAFKA_TIMEOUT', `Kafka did not acknowledge within ${ctx.config.INGEST_ACK_TIMEOUT_MS} ms: ${retry}`);
+          req.log.error({ err: e }, 'publishing usage events failed');
+          throw new ApiError(503, 'KAFKA_UNAVAILABLE', `the events could not be written to Kafka: ${retry}`);
+        }
+      }
+      return reply.code(202).send({ accepted: verdict.events.map((e) => e.id), rejected: verdict.rejected });
+    },
+  );
+};

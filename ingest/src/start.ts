@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify';
+import { topicNames } from '@meterstream/schemas';
+import { createClickHouse, type ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import { createKafka, ensureTopics } from '@meterstream/schemas/kafka';
+import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { createLogger, type Logger } from '@meterstream/schemas/logger';
+import { createPool } from '@meterstream/schemas/postgres';
+import { createRedis } from '@meterstream/schemas/redis';
+import { buildApp } from './app.js';
+import type { IngestConfig } from './config.js';
+import { UsageEventProducer } from './producer-client.js';
+
+export interface StartOptions {
+  config: IngestConfig;
+  log?: Logger;
+  /** Share the process's ClickHouse client: embedded chDB allows one per process. */
+  ch?: ClickHouseClient;
+}
+
+export interface RunningIngest {
+  app: FastifyInstance;
+  url: string;
+  /** Stops accepting requests, lets in-flight ones finish, flushes the producer, closes clients. */
+  close(): Promise<void>;
+}
+
+export async function start({ config, log = createLogger('ingest', config.LOG_LEVEL), ch }: StartOptions): Promise<RunningIngest> {
+  const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-ingest', log);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
+  } finally {
+    await admin.disconnect();
+  }
+  // No linger: requests arrive as batches already, and while one send is in flight the next
+  // requests' events coalesce into the following batch anyway.
+  const producer = await UsageEventProducer.connect(kafka, {
+    topic: topicNames(config.KAFKA_TOPIC_PREFIX).events,
+    lingerMs: 0,
+    maxAgeDays: config.EVENT_MAX_AGE_DAYS,
+  });
+  const pool = createPool(config.DATABASE_URL);
+  const redis = createRedis(config.REDIS_URL);
+  const ownCh = ch ? null : await createClickHouse({ url: config.CLICKHOUSE_URL, chdbPath: config.CHDB_PATH });
+  const closeClients = async () => {
+    try {
+      await producer.close();
+    } finally {
+      await Promise.all([pool.end(), redis.quit(), ownCh?.close()]);
+    }
+  };
+  try {
+    const app = await buildApp({
+      config, pool, producer, log,
+      cache: new BalanceCache(redis, config.REDIS_PREFIX),
+      ch: ch ?? ownCh!,
+      chDatabase: config.CLICKHOUSE_DATABASE,
+    });
+    const url = await app.listen({ host: config.INGEST_HOST, port: config.INGEST_PORT });
+    return {
+      app,
+      url,
+      async close() {
+        await app.close();
+        await closeClients();
+      },
+    };
+  } catch (e) {
+    await closeClients().catch(() => undefined);
+    throw e;
+  }
+}

@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UsageEventInput } from '@meterstream/schemas';
+import { openStack, type TestStack } from '../../tests/support/stack.js';
+import {
+  IDEMPOTENT_PRODUCER_CONFIG, InvalidUsageEventError, ProducerClosedError, UsageEventProducer, type UsageEventProducerOptions,
+} from '../src/producer-client.js';
+import { collectTopic, uid } from './support.js';
+
+let stack: TestStack;
+let topic: Awaited<ReturnType<typeof collectTopic>>;
+beforeAll(async () => {
+  stack = await openStack('producer-client');
+  topic = await collectTopic(stack.kafka, stack.topics.events);
+});
+afterAll(async () => {
+  await topic?.stop();
+  await stack?.close();
+});
+
+const event = (over: Partial<UsageEventInput> = {}): UsageEventInput => ({
+  id: uid(), account_id: 'acct-pc', product: 'tts', quantity: '2.25', timestamp: new Date().toISOString(), ...over,
+});
+
+/** A client over a producer whose Produce requests are counted, to see how sends were batched. */
+async function countedProducer(opts: Partial<UsageEventProducerOptions> = {}) {
+  const kp = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const counts = { produceRequests: 0 };
+  kp.on(kp.events.REQUEST, (e) => {
+    if (e.payload.apiName === 'Produce') counts.produceRequests++;
+  });
+  await kp.connect();
+  return { producer: new UsageEventProducer(kp, { topic: stack.topics.events, ...opts }), counts };
+}
+
+describe('UsageEventProducer', () => {
+  it('resolves once the event is on the topic, keyed by account, quantity canonical', async () => {
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events });
+    const e = event({ quantity: 3 });
+    await p.send(e);
+    expect(p.bufferedMessages).toBe(0);
+    const [m] = await topic.waitFor([e.id!]);
+    expect(m).toMatchObject({ key: 'acct-pc', value: { ...e, quantity: '3.000000' } });
+    await p.close();
+  });
+
+  it('rejects what the HTTP ingest would reject, without buffering it', async () => {
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events });
+    const negative = p.send(event({ quantity: '-1' }));
+    await expect(negative).rejects.toThrow(InvalidUsageEventError);
+    await expect(negative).rejects.toMatchObject({ code: 'VALIDATION_ERROR', message: 'quantity: quantity must not be negative' });
+    const old = p.send(event({ timestamp: '2001-01-01T00:00:00Z' }));
+    await expect(old).rejects.toMatchObject({ code: 'TIMESTAMP_TOO_OLD' });
+    expect(p.bufferedMessages).toBe(0);
+    await p.close();
+  });
+
+  it('batches sends that arrive within the linger into one produce request, in order', async () => {
+    const { producer, counts } = await countedProducer({ lingerMs: 50, maxBatchMessages: 1000 });
+    const before = counts.produceRequests;
+    const events = Array.from({ length: 200 }, () => event({ account_id: 'acct-batch' }));
+    await Promise.all(events.map((e) => producer.send(e)));
+    expect(counts.produceRequests - before).toBe(1);
+    const got = await topic.waitFor(events.map((e) => e.id!));
+    const onPartition = topic.messages.filter((m) => m.key === 'acct-batch').map((m) => m.value.id);
+    expect(onPartition).toEqual(events.map((e) => e.id));
+    expect(new Set(got.map((m) => m.partition)).size).toBe(1);
+    await producer.close();
+  });
+
+  it('splits at maxBatchMessages', async () => {
+    const { producer, counts } = await countedProducer({ lingerMs: 50, maxBatchMessages: 10 });
+    const before = counts.produceRequests;
+    await Promise.all(Array.from({ length: 25 }, () => producer.send(event())));
+    expect(counts.produceRequests - before).toBe(3);
+    await producer.close();
+  });
+
+  it('applies backpressure: never holds more than maxBufferedMessages, later sends wait their turn', async () => {
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 5, maxBatchMessages: 2, lingerMs: 1 });
+    let maxSeen = 0;
+    const settled: number[] = [];
+    const sends = Array.from({ length: 30 }, (_, i) =>
+      p.send(event()).then(() => {
+        maxSeen = Math.max(maxSeen, p.bufferedMessages);
+        settled.push(i);
+      }),
+    );
+    await Promise.resolve();
+    expect(p.bufferedMessages).toBe(5);
+    await Promise.all(sends);
+    expect(maxSeen).toBeLessThanOrEqual(5);
+    expect(settled).toEqual([...settled].sort((a, b) => a - b));
+    expect(p.bufferedMessages).toBe(0);
+    await p.close();
+  });
+
+  it('lets a waiting send give up through its signal; that event is never produced', async () => {
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 1, lingerMs: 200 });
+    const [first, dropped, last] = [event({ account_id: 'acct-abort' }), event({ account_id: 'acct-abort' }), event({ account_id: 'acct-abort' })];
+    const sent = p.send(first);
+    const ctl = new AbortController();
+    const waiting = p.send(dropped, ctl.signal);
+    ctl.abort(new Error('caller gave up'));
+    await expect(waiting).rejects.toThrow('caller gave up');
+    await sent;
+    await p.send(last);
+    await topic.waitFor([first.id!, last.id!]);
+    expect(topic.messages.filter((m) => m.key === 'acct-abort').map((m) => m.value.id)).toEqual([first.id, last.id]);
+    await p.close();
+  });
+
+  it('flush() sends without waiting out the linger; close() flushes, then refuses new events', async () => {
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, lingerMs: 60_000 });
+    const events = [event(), event(), event()];
+    const acked = events.map((e) => p.send(e));
+    const started = Date.now();
+    await p.flush();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await Promise.all(acked);
+
+    const last = event();
+    const pending = p.send(last);
+    await p.close();
+    await pending;
+    await topic.waitFor([...events, last].map((e) => e.id!));
+    await expect(p.send(event())).rejects.toThrow(ProducerClosedError);
+  });
+});

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Kafka } from 'kafkajs';
+import { loadConfig } from '@meterstream/schemas/config';
+import { createLogger } from '@meterstream/schemas/logger';
+import { openClickHouse, openStack, type TestStack } from '../../tests/support/stack.js';
+import { buildApp } from '../src/app.js';
+import { IngestConfig } from '../src/config.js';
+import { UsageEventProducer } from '../src/producer-client.js';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+export const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+export interface TestIngest {
+  app: FastifyInstance;
+  stack: TestStack;
+  config: IngestConfig;
+  ch: Awaited<ReturnType<typeof openClickHouse>>;
+  close(): Promise<void>;
+}
+
+/** The ingest app on the real services, with names private to the calling test file. */
+export async function openIngest(name: string, env: Record<string, string> = {}): Promise<TestIngest> {
+  const stack = await openStack(name);
+  const ch = await openClickHouse(name);
+  const config = loadConfig(IngestConfig, { ...stack.env, ADMIN_API_KEY: ADMIN_KEY, ...env });
+  const producer = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, lingerMs: 0 });
+  const app = await buildApp({
+    config, pool: stack.pool, cache: stack.cache, producer, ch: ch.ch, chDatabase: ch.database,
+    log: createLogger('ingest-test', config.LOG_LEVEL),
+  });
+  return {
+    app, stack, config, ch,
+    async close() {
+      await app.close();
+      await producer.close();
+      await ch.ch.close();
+      await stack.close();
+    },
+  };
+}
+
+export async function createAccount(
+  app: FastifyInstance,
+  body: { email?: string; currency?: 'USD' | 'EUR'; billing_mode?: 'prepaid' | 'postpaid' } = {},
+): Promise<{ id: string; api_key: string }> {
+  const res = await app.inject({
+    method: 'POST', url: '/v1/accounts', headers: admin,
+    payload: { email: `u${randomBytes(4).toString('hex')}@example.com`, currency: 'USD', billing_mode: 'prepaid', ...body },
+  });
+  if (res.statusCode !== 201) throw new Error(`account creation failed: ${res.statusCode} ${res.body}`);
+  return res.json();
+}
+
+export interface Consumed {
+  key: string;
+  partition: number;
+  value: Record<string, unknown>;
+}
+
+/** Reads a topic from the beginning into memory, so tests can check what really landed on it. */
+export async function collectTopic(kafka: Kafka, topic: string) {
+  const consumer = kafka.consumer({ groupId: `collect-${randomBytes(4).toString('hex')}` });
+  const messages: Consumed[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message, partition }) => {
+      messages.push({ key: message.key?.toString() ?? '', partition, value: JSON.parse(message.value?.toString() ?? 'null') });
+    },
+  });
+  return {
+    messages,
+    /** The messages of these event ids, once all of them arrived. */
+    async waitFor(ids: readonly string[], timeoutMs = 30_000): Promise<Consumed[]> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = ids.map((id) => messages.find((m) => m.value.id === id));
+        if (found.every(Boolean)) return found as Consumed[];
+        if (Date.now() > deadline) throw new Error(`not on ${topic} after ${timeoutMs} ms: ${ids.filter((_, i) => !found[i]).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    stop: () => consumer.disconnect(),
+  };
+}
+
+export const uid = (prefix = 'evt') => `${prefix}-${randomBytes(6).toString('hex')}`;
