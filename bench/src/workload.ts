@@ -56,6 +56,8 @@ export interface WorkloadOptions {
   duplicateFraction?: number;
   /** event timestamps spread over this window ending now */
   spanMs?: number;
+  /** where the window starts instead (epoch ms): makes the timestamps reproducible too */
+  startMs?: number;
   zipfExponent?: number;
   idPrefix?: string;
 }
@@ -66,7 +68,7 @@ export function* workload(o: WorkloadOptions): Generator<UsageEventInput> {
   const pickAccount = zipf(o.accounts.length, o.zipfExponent ?? 1.07, random);
   const totalWeight = MIX.reduce((s, m) => s + m[1], 0);
   const span = o.spanMs ?? 10 * 60_000;
-  const start = Date.now() - span;
+  const start = o.startMs ?? Date.now() - span;
   const recent: UsageEventInput[] = [];
   for (let i = 0; i < o.events; i++) {
     if (recent.length > 0 && random() < (o.duplicateFraction ?? 0)) {

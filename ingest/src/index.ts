@@ -2,7 +2,6 @@ export { buildApp, type AppDeps } from './app.js';
 export { start, type RunningIngest, type StartOptions } from './start.js';
 export { IngestConfig } from './config.js';
 export {
-  IDEMPOTENT_PRODUCER_CONFIG,
   InvalidUsageEventError,
   ProducerClosedError,
   UsageEventProducer,

@@ -1,21 +1,8 @@
-import { Partitioners, type Kafka, type Message, type Producer, type ProducerConfig } from 'kafkajs';
+import type { Kafka, Message, Producer } from 'kafkajs';
 import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
 import { formatIssues } from './issues.js';
 
-export const IDEMPOTENT_PRODUCER_CONFIG: ProducerConfig = {
-  idempotent: true,
-  // Not 5 as in the Java client: kafkajs built its idempotence to KIP-98's original one request
-  // in flight (tulios/kafkajs#200), assigns sequence numbers itself and rolls them back when a
-  // request fails, and serializes produce requests per broker with a mutex regardless.
-  maxInFlightRequests: 1,
-  // Unlimited, never the client-wide count the producer would otherwise inherit: giving up on a
-  // request that may have landed lets the next one reuse its sequence numbers and be dropped as
-  // a duplicate. Waits stay short so sends resume soon after the broker is back.
-  retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },
-  allowAutoTopicCreation: false,
-  // murmur2 like the Java client, so an account lands on the same partition whoever produces it.
-  createPartitioner: Partitioners.DefaultPartitioner,
-};
 
 export interface UsageEventProducerOptions {
   topic: string;

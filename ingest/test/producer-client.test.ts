@@ -1,8 +1,9 @@
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageEventInput } from '@meterstream/schemas';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import {
-  IDEMPOTENT_PRODUCER_CONFIG, InvalidUsageEventError, ProducerClosedError, UsageEventProducer, type UsageEventProducerOptions,
+  InvalidUsageEventError, ProducerClosedError, UsageEventProducer, type UsageEventProducerOptions,
 } from '../src/producer-client.js';
 import { collectTopic, uid } from './support.js';
 

@@ -1,5 +1,6 @@
 import type { Kafka, Message } from 'kafkajs';
 import { topicNames } from '@meterstream/schemas';
+import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/schemas/kafka';
 import type { Pool } from '@meterstream/schemas/postgres';
 import type { Logger } from '@meterstream/schemas/logger';
 import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
@@ -34,8 +35,9 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
   const groupId = config.RATER_GROUP_ID;
   const prices = new PriceBook(pool, log);
   await prices.start();
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
   await producer.connect();
+  const send = serialSender(producer);
   const consumer = kafka.consumer({
     groupId,
     sessionTimeout: config.RATER_SESSION_TIMEOUT_MS,
@@ -56,7 +58,7 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
 
   async function sendDeadLetters(partition: number, dead: DeadLetter[]): Promise<void> {
     if (dead.length === 0) return;
-    await producer.send({
+    await send({
       topic: topics.dlq,
       acks: -1,
       messages: dead.map((d) => ({
@@ -74,7 +76,7 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
   async function publish(rows: { row: LedgerRow; ratedAt: string }[], states: Iterable<AccountState>): Promise<void> {
     const messages: Message[] = rows.map(({ row, ratedAt }) => ({ key: row.accountId, value: JSON.stringify(toRatedEvent(row, ratedAt)) }));
     await Promise.all([
-      messages.length > 0 ? producer.send({ topic: topics.rated, acks: -1, messages }) : undefined,
+      messages.length > 0 ? send({ topic: topics.rated, acks: -1, messages }) : undefined,
       cache.write(states),
     ]);
   }

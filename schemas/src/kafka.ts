@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type Producer, type ProducerConfig, type ProducerRecord, type RecordMetadata } from 'kafkajs';
 import type { Logger } from 'pino';
 import { topicNames } from './topics.js';
 
@@ -31,4 +31,33 @@ export async function ensureTopics(admin: Admin, prefix: string, eventPartitions
     waitForLeaders: true,
     topics: wanted.map((w) => ({ ...w, replicationFactor: 1, configEntries: [{ name: 'min.insync.replicas', value: '1' }] })),
   });
+}
+
+export const IDEMPOTENT_PRODUCER_CONFIG: ProducerConfig = {
+  idempotent: true,
+  // Not 5 as in the Java client: kafkajs built its idempotence to KIP-98's original one request
+  // in flight (tulios/kafkajs#200), assigns sequence numbers itself and rolls them back when a
+  // request fails, and serializes produce requests per broker with a mutex regardless.
+  maxInFlightRequests: 1,
+  // Unlimited, never the client-wide count the producer would otherwise inherit: giving up on a
+  // request that may have landed lets the next one reuse its sequence numbers and be dropped as
+  // a duplicate. Waits stay short so sends resume soon after the broker is back.
+  retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },
+  allowAutoTopicCreation: false,
+  // murmur2 like the Java client, so an account lands on the same partition whoever produces it.
+  createPartitioner: Partitioners.DefaultPartitioner,
+};
+
+/**
+ * Runs a producer's sends one after another. kafkajs rolls an idempotent producer's sequence
+ * numbers back when a request fails; a concurrent send could then reuse them and, if the failed
+ * request had in fact landed, be dropped by the broker as a duplicate while still acked.
+ */
+export function serialSender(producer: Producer): (record: ProducerRecord) => Promise<RecordMetadata[]> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (record) => {
+    const sent = tail.then(() => producer.send(record));
+    tail = sent.catch(() => undefined);
+    return sent;
+  };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { toMicros, encodeUsageEvent, type UsageEvent, type PriceInput, type GrantInput, type AccountInput } from '@meterstream/schemas';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
 import { addGrant } from '@meterstream/schemas/ledger/grants';
 import { PRICE_LIST } from '@meterstream/bench/workload';
 import type { TestStack } from './stack.js';
@@ -33,7 +34,7 @@ export function usageEvent(accountId: string, product: string, quantity: string,
 
 /** Produces straight to usage.events as a service would, keyed by account. */
 export async function produceEvents(stack: TestStack, events: UsageEvent[]): Promise<void> {
-  const producer = stack.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
   await producer.connect();
   try {
     for (let i = 0; i < events.length; i += 2000) {

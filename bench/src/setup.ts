@@ -1,0 +1,70 @@
+import { toMicros } from '@meterstream/schemas';
+import type { Pool } from '@meterstream/schemas/postgres';
+import { PRICE_LIST } from './workload.js';
+
+export interface SeededAccount {
+  id: string;
+  billingMode: 'prepaid' | 'postpaid';
+}
+
+export async function setPrices(pool: Pool): Promise<void> {
+  for (const [product, p] of Object.entries(PRICE_LIST)) {
+    await pool.query(
+      `INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (product, currency) DO UPDATE SET unit = excluded.unit, unit_price = excluded.unit_price, per = excluded.per, updated_at = now()`,
+      [product, p.currency, p.unit, toMicros(p.unit_price).toString(), p.per],
+    );
+  }
+}
+
+export const accountId = (i: number): string => `acct-${String(i).padStart(6, '0')}`;
+
+/**
+ * Accounts in bulk, each with a gift that expires and a purchased grant that does not; every third
+ * account is postpaid. Half of the gifts expire in the middle of the main workload's time window,
+ * so that the same account's early events burn the gift and its later ones must not. Written with
+ * a few set-based statements (what addGrant does one transaction at a time), ledger_seq included.
+ */
+export async function seedAccounts(pool: Pool, n: number, giftExpiryMidMs: number): Promise<SeededAccount[]> {
+  const accounts: SeededAccount[] = [];
+  const ids: string[] = [];
+  const modes: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const a: SeededAccount = { id: accountId(i), billingMode: i % 3 === 2 ? 'postpaid' : 'prepaid' };
+    accounts.push(a);
+    ids.push(a.id);
+    modes.push(a.billingMode);
+  }
+  const later = new Date(Date.now() + 30 * 86_400_000).toISOString();
+  const mid = new Date(giftExpiryMidMs).toISOString();
+  const CHUNK = 5000;
+  for (let off = 0; off < n; off += CHUNK) {
+    const idc = ids.slice(off, off + CHUNK);
+    await pool.query(
+      `INSERT INTO accounts (id, email, currency, billing_mode, ledger_seq)
+       SELECT id, id || '@bench.example', 'USD', mode, 2 FROM unnest($1::text[], $2::text[]) AS v(id, mode)`,
+      [idc, modes.slice(off, off + CHUNK)],
+    );
+    const gIds: string[] = [];
+    const gAcc: string[] = [];
+    const gKind: string[] = [];
+    const gAmt: string[] = [];
+    const gExp: (string | null)[] = [];
+    idc.forEach((id, k) => {
+      const i = off + k;
+      gIds.push(`${id}-gift`, `${id}-purchased`);
+      gAcc.push(id, id);
+      gKind.push('gift', 'purchased');
+      gAmt.push(toMicros(1 + (i % 10)).toString(), toMicros(10 + (i % 50)).toString());
+      gExp.push(i % 2 === 0 ? mid : later, null);
+    });
+    await pool.query(
+      `INSERT INTO grants (id, account_id, kind, amount, remaining, expires_at, priority)
+       SELECT id, acc, kind, amt, amt, exp, 100
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[]) WITH ORDINALITY AS v(id, acc, kind, amt, exp, ord)
+        ORDER BY ord`,
+      [gIds, gAcc, gKind, gAmt, gExp],
+    );
+  }
+  return accounts;
+}

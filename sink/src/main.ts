@@ -1,0 +1,58 @@
+import { once } from 'node:events';
+import { loadConfig } from '@meterstream/schemas/config';
+import { createLogger } from '@meterstream/schemas/logger';
+import { createKafka, ensureTopics } from '@meterstream/schemas/kafka';
+import { createClickHouse } from '@meterstream/schemas/clickhouse';
+import { migrateClickHouse } from '@meterstream/schemas/migrate';
+import { SinkConfig } from './config.js';
+import { retryWithBackoff, RetryAborted } from './backoff.js';
+import { startSink } from './sink.js';
+
+const config = loadConfig(SinkConfig);
+const log = createLogger('sink', config.LOG_LEVEL);
+const shutdown = new AbortController();
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    log.info({ signal }, 'sink stopping: finishing the current batch');
+    shutdown.abort();
+  });
+}
+
+const ch = await createClickHouse({ url: config.CLICKHOUSE_URL, chdbPath: config.CHDB_PATH });
+const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-sink', log);
+let exitCode = 0;
+try {
+  // ClickHouse may still be starting: wait for it here instead of exiting into a restart loop.
+  await retryWithBackoff(() => migrateClickHouse(ch, config.CLICKHOUSE_DATABASE, log), {
+    initialMs: config.SINK_RETRY_INITIAL_MS,
+    maxMs: config.SINK_RETRY_MAX_MS,
+    signal: shutdown.signal,
+    onError: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs }, 'ClickHouse migration failed; retrying'),
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
+  } finally {
+    await admin.disconnect();
+  }
+  const sink = await startSink({
+    config, ch, database: config.CLICKHOUSE_DATABASE, kafka, log,
+    onFatal: () => {
+      exitCode = 1;
+      shutdown.abort();
+    },
+  });
+  log.info({ group: config.SINK_GROUP_ID, database: config.CLICKHOUSE_DATABASE }, 'sink started');
+  if (!shutdown.signal.aborted) await once(shutdown.signal, 'abort');
+  await sink.stop();
+} catch (err) {
+  if (!(err instanceof RetryAborted)) {
+    log.fatal({ err }, 'sink failed');
+    exitCode = 1;
+  }
+} finally {
+  await ch.close();
+}
+log.info('sink stopped');
+process.exit(exitCode);

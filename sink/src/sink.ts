@@ -1,0 +1,182 @@
+import type { EachBatchPayload, Kafka } from 'kafkajs';
+import { topicNames } from '@meterstream/schemas';
+import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import type { Logger } from '@meterstream/schemas/logger';
+import type { SinkConfig } from './config.js';
+import { decodeBatch, type DecodedBatch } from './batch.js';
+import { retryWithBackoff, RetryAborted } from './backoff.js';
+import { createCoalescer } from './coalescer.js';
+import { deadLetterMessage } from './dead-letters.js';
+import { rowKey, type RatedRow } from './rows.js';
+import { dedupToken, findExisting, insertRows } from './store.js';
+
+export interface SinkDeps {
+  config: SinkConfig;
+  ch: ClickHouseClient;
+  database: string;
+  kafka: Kafka;
+  log: Logger;
+  /** kafkajs gave up on the consumer (a non-retriable error): the sink no longer consumes. */
+  onFatal?: (err: Error) => void;
+}
+
+export interface SinkStats {
+  /** ClickHouse writes (each covers one or more partition batches) */
+  writes: number;
+  rows: number;
+  duplicates: number;
+  invalid: number;
+  retries: number;
+  groupJoins: number;
+}
+
+export interface Sink {
+  readonly stats: Readonly<SinkStats>;
+  /** Finishes the batch in hand (unless ClickHouse is failing: then it stays uncommitted), commits, leaves the group. */
+  stop(): Promise<void>;
+}
+
+type Work = DecodedBatch & { kafka: Pick<EachBatchPayload, 'resolveOffset' | 'heartbeat' | 'commitOffsetsIfNecessary'> };
+
+// Up to this many partition batches of one fetch are handed over together and merged into one insert.
+const PARTITIONS_PER_WRITE = 64;
+// kafkajs throttles heartbeats to its heartbeatInterval itself; this only has to be shorter.
+const HEARTBEAT_TICK_MS = 1_000;
+
+/**
+ * usage.rated -> ClickHouse rated_events, in its own consumer group. Every write is idempotent
+ * twice over: rows whose (account_id, event_id) the table already holds are dropped first, and
+ * the insert carries a deduplication token. Offsets are committed only after the write, so a
+ * failing ClickHouse stalls the sink (with backoff) and it catches up later.
+ */
+export async function startSink({ config, ch, database, kafka, log, onFatal }: SinkDeps): Promise<Sink> {
+  const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const stats: SinkStats = { writes: 0, rows: 0, duplicates: 0, invalid: 0, retries: 0, groupJoins: 0 };
+  const stopping = new AbortController();
+  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({
+    groupId: config.SINK_GROUP_ID,
+    sessionTimeout: config.SINK_SESSION_TIMEOUT_MS,
+    minBytes: config.SINK_FETCH_MIN_BYTES,
+    maxWaitTimeInMs: config.SINK_FETCH_MAX_WAIT_MS,
+    maxBytesPerPartition: config.SINK_MAX_BYTES_PER_PARTITION,
+    maxBytes: 4 * config.SINK_MAX_BYTES_PER_PARTITION,
+    allowAutoTopicCreation: false,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    stats.groupJoins++;
+    log.info({ group: payload.groupId, memberId: payload.memberId, partitions: payload.memberAssignment[topics.rated] ?? [] }, 'sink joined its consumer group');
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    log.error({ err: payload.error, restart: payload.restart }, 'sink consumer crashed');
+    if (!payload.restart) onFatal?.(payload.error);
+  });
+
+  function retry<T>(what: string, signal: AbortSignal, op: () => Promise<T>): Promise<T> {
+    return retryWithBackoff(op, {
+      initialMs: config.SINK_RETRY_INITIAL_MS,
+      maxMs: config.SINK_RETRY_MAX_MS,
+      signal,
+      onError(err, attempt, delayMs) {
+        stats.retries++;
+        log.warn({ error: brief(err), attempt, delayMs }, `${what} failed; retrying the same batch, its offsets stay uncommitted`);
+      },
+    });
+  }
+
+  async function write(works: Work[]): Promise<void> {
+    const started = performance.now();
+    works.sort((a, b) => a.range.partition - b.range.partition); // the same batches give the same token
+    const beat = keepAlive(works[0]!.kafka.heartbeat);
+    const signal = AbortSignal.any([stopping.signal, beat.lost]);
+    try {
+      const dead = works.flatMap((w) => w.dead);
+      if (dead.length > 0) {
+        await retry('dead-letter publish', signal, () => producer.send({ topic: topics.dlq, acks: -1, messages: dead.map(deadLetterMessage) }));
+        log.warn({ count: dead.length, codes: [...new Set(dead.map((d) => d.code))] }, 'invalid rated events sent to the dead-letter topic');
+      }
+      const { rows, repeats } = firstOccurrences(works.flatMap((w) => w.rows));
+      const inserted = await retry('ClickHouse write', signal, async () => {
+        const existing = await findExisting(ch, database, rows);
+        const fresh = rows.filter((r) => !existing.has(rowKey(r)));
+        if (fresh.length > 0) await insertRows(ch, database, fresh, dedupToken(works.map((w) => w.range), fresh));
+        return fresh.length;
+      });
+      for (const w of works) w.kafka.resolveOffset(w.lastOffset);
+      // The payload's commit goes straight to the group coordinator; consumer.commitOffsets()
+      // would be skipped silently once disconnect() has begun, losing the commit of the last batch.
+      await works[0]!.kafka.commitOffsetsIfNecessary({
+        topics: [{ topic: topics.rated, partitions: works.map((w) => ({ partition: w.range.partition, offset: w.next })) }],
+      });
+      const duplicates = rows.length - inserted + repeats;
+      stats.writes++;
+      stats.rows += inserted;
+      stats.duplicates += duplicates;
+      stats.invalid += dead.length;
+      log.info({
+        partitions: works.map((w) => w.range.partition),
+        messages: works.reduce((n, w) => n + w.messages, 0),
+        rows: inserted, duplicates, invalid: dead.length,
+        lag: Number(works.reduce((n, w) => n + w.lag, 0n)),
+        ms: Math.round(performance.now() - started),
+      }, 'batch written to ClickHouse');
+    } catch (err) {
+      // A failed heartbeat means the group is rebalancing: kafkajs rejoins when it sees that error.
+      throw beat.lost.aborted ? beat.lost.reason : err;
+    } finally {
+      beat.stop();
+    }
+  }
+
+  const coalescer = createCoalescer<Work>({ maxWeight: config.SINK_MAX_INSERT_ROWS, weight: (w) => w.messages, write });
+
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic: topics.rated, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    // An unresolved batch is fetched again: one given up on at stop() or a rebalance is never skipped.
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: PARTITIONS_PER_WRITE,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary }) => {
+      try {
+        await coalescer.submit({ ...decodeBatch(batch), kafka: { resolveOffset, heartbeat, commitOffsetsIfNecessary } });
+      } catch (err) {
+        if (err instanceof RetryAborted) return; // stop() while ClickHouse fails: the next start redoes it
+        throw err;
+      }
+    },
+  });
+
+  return {
+    stats,
+    async stop() {
+      stopping.abort();
+      await consumer.disconnect(); // waits for the batch in hand, then leaves the group
+      await producer.disconnect();
+    },
+  };
+}
+
+/** Heartbeats while a write takes long (ClickHouse retries) so the group does not evict this member. */
+function keepAlive(heartbeat: () => Promise<void>): { lost: AbortSignal; stop(): void } {
+  const lost = new AbortController();
+  const timer = setInterval(() => {
+    heartbeat().catch((err: unknown) => lost.abort(err));
+  }, HEARTBEAT_TICK_MS);
+  return { lost: lost.signal, stop: () => clearInterval(timer) };
+}
+
+/** The same event twice in one write (republished within the batch window) is written once. */
+function firstOccurrences(all: RatedRow[]): { rows: RatedRow[]; repeats: number } {
+  const seen = new Map<string, RatedRow>();
+  for (const r of all) if (!seen.has(rowKey(r))) seen.set(rowKey(r), r);
+  return { rows: [...seen.values()], repeats: all.length - seen.size };
+}
+
+/** ClickHouse quotes the failed query, which names every event of the batch: keep the log line short. */
+function brief(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const { code, type } = err as Error & { code?: unknown; type?: unknown };
+  return { name: err.name, code, type, message: err.message.length > 300 ? `${err.message.slice(0, 300)}...` : err.message };
+}
