@@ -65,14 +65,17 @@ export async function waitRaterIdle(stack: TestStack, timeoutMs = 90_000): Promi
     const ends = await admin.fetchTopicOffsets(stack.topics.events);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const r = await stack.pool.query<{ partition: number; published_offset: bigint }>(
-        'SELECT partition, published_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
+      const r = await stack.pool.query<{ partition: number; next_offset: bigint; published_offset: bigint }>(
+        'SELECT partition, next_offset, published_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2',
         [stack.env.RATER_GROUP_ID, stack.topics.events],
       );
       const published = new Map(r.rows.map((x) => [x.partition, x.published_offset]));
       const behind = ends.filter((p) => p.high !== '0' && published.get(p.partition) !== BigInt(p.high));
       if (behind.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`rater not idle: ${JSON.stringify(behind)}`);
+      if (Date.now() > deadline) {
+        const rows = r.rows.map((x) => `p${x.partition} next=${x.next_offset} published=${x.published_offset}`).join(', ');
+        throw new Error(`rater not idle: Kafka ends ${JSON.stringify(behind)}; Postgres ${rows}`);
+      }
       await new Promise((res) => setTimeout(res, 200));
     }
   } finally {
