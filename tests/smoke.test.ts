@@ -1,3 +1,4 @@
+import { Partitioners } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, openStack, type TestStack } from './support/stack.js';
 import { readTopic } from './support/fixtures.js';
@@ -11,7 +12,7 @@ describe('smoke: the real services', () => {
   afterAll(async () => stack.close());
 
   it('produces to and consumes from Kafka', async () => {
-    const producer = stack.kafka.producer();
+    const producer = stack.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     await producer.send({ topic: stack.topics.dlq, acks: -1, messages: [{ key: 'k', value: 'hello kafka' }] });
     await producer.disconnect();

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, Partitioners, type Admin, type Producer, type ProducerConfig, type ProducerRecord, type RecordMetadata } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type Producer, type ProducerConfig, type ProducerRecord } from 'kafkajs';
 import type { Logger } from 'pino';
 import { topicNames } from './topics.js';
 
@@ -48,15 +48,42 @@ export const IDEMPOTENT_PRODUCER_CONFIG: ProducerConfig = {
   createPartitioner: Partitioners.DefaultPartitioner,
 };
 
+// Kafka refuses a record batch over the broker's message.max.bytes (1 MiB by default), and
+// kafkajs puts all of a send's messages for one partition into one record batch.
+export const MAX_SEND_BYTES = 768 * 1024;
+
+function messageBytes(m: ProducerRecord['messages'][number]): number {
+  const size = (v: unknown) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : (v as Buffer).length);
+  let headers = 0;
+  for (const [k, v] of Object.entries(m.headers ?? {})) headers += k.length + size(v);
+  return size(m.key) + size(m.value) + headers + 64;
+}
+
 /**
- * Runs a producer's sends one after another. kafkajs rolls an idempotent producer's sequence
- * numbers back when a request fails; a concurrent send could then reuse them and, if the failed
- * request had in fact landed, be dropped by the broker as a duplicate while still acked.
+ * Runs a producer's sends one after another, each split into requests the broker accepts.
+ * Serial because kafkajs rolls an idempotent producer's sequence numbers back when a request
+ * fails; a concurrent send could then reuse them and, if the failed request had in fact landed,
+ * be dropped by the broker as a duplicate while still acked.
  */
-export function serialSender(producer: Producer): (record: ProducerRecord) => Promise<RecordMetadata[]> {
+export function serialSender(producer: Producer, maxBytes = MAX_SEND_BYTES): (record: ProducerRecord) => Promise<void> {
   let tail: Promise<unknown> = Promise.resolve();
+  const sendAll = async (record: ProducerRecord) => {
+    let chunk: ProducerRecord['messages'] = [];
+    let bytes = 0;
+    for (const m of record.messages) {
+      const b = messageBytes(m);
+      if (chunk.length > 0 && bytes + b > maxBytes) {
+        await producer.send({ ...record, messages: chunk });
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(m);
+      bytes += b;
+    }
+    if (chunk.length > 0) await producer.send({ ...record, messages: chunk });
+  };
   return (record) => {
-    const sent = tail.then(() => producer.send(record));
+    const sent = tail.then(() => sendAll(record));
     tail = sent.catch(() => undefined);
     return sent;
   };

@@ -1,4 +1,4 @@
-import type { EachBatchPayload, Kafka } from 'kafkajs';
+import { Partitioners, type EachBatchPayload, type Kafka } from 'kafkajs';
 import { topicNames } from '@meterstream/schemas';
 import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
 import type { Logger } from '@meterstream/schemas/logger';
@@ -53,7 +53,7 @@ export async function startSink({ config, ch, database, kafka, log, onFatal }: S
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const stats: SinkStats = { writes: 0, rows: 0, duplicates: 0, invalid: 0, retries: 0, groupJoins: 0 };
   const stopping = new AbortController();
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   const consumer = kafka.consumer({
     groupId: config.SINK_GROUP_ID,
     sessionTimeout: config.SINK_SESSION_TIMEOUT_MS,

@@ -1,0 +1,130 @@
+// `npm run demo`: the whole pipeline in one process on the embedded defaults (chDB allows one
+// process per data directory, so ingest, rater and sink share this one), fed a sample workload
+// through the HTTP API, then a report of what happened.
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '@meterstream/schemas/config';
+import { createLogger } from '@meterstream/schemas/logger';
+import { createClickHouse } from '@meterstream/schemas/clickhouse';
+import { createPool } from '@meterstream/schemas/postgres';
+import { createRedis } from '@meterstream/schemas/redis';
+import { createKafka } from '@meterstream/schemas/kafka';
+import { migrateClickHouse, migratePostgres } from '@meterstream/schemas/migrate';
+import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { formatMicros, toMicros } from '@meterstream/schemas';
+import { start, IngestConfig } from '@meterstream/ingest';
+import { startRater, RaterConfig } from '@meterstream/rater';
+import { startSink, SinkConfig } from '@meterstream/sink';
+import { PRICE_LIST, workload } from '@meterstream/bench/workload';
+
+const ACCOUNTS = Number(process.env.DEMO_ACCOUNTS ?? 200);
+const EVENTS = Number(process.env.DEMO_EVENTS ?? 20_000);
+const env = {
+  ADMIN_API_KEY: randomBytes(16).toString('hex'),
+  INGEST_PORT: '0',
+  CHDB_PATH: '.chdb/demo',
+  SINK_FETCH_MAX_WAIT_MS: '200',
+  LOG_LEVEL: 'warn',
+  ...process.env,
+};
+const ingestConfig = loadConfig(IngestConfig, env);
+const log = createLogger('demo', ingestConfig.LOG_LEVEL);
+const say = (line = '') => process.stdout.write(`${line}\n`);
+
+await migratePostgres(ingestConfig.DATABASE_URL, log);
+const ch = await createClickHouse({ url: ingestConfig.CLICKHOUSE_URL, chdbPath: ingestConfig.CHDB_PATH });
+const db = ingestConfig.CLICKHOUSE_DATABASE;
+await migrateClickHouse(ch, db, log);
+const pool = createPool(ingestConfig.DATABASE_URL, 10);
+const redis = createRedis(ingestConfig.REDIS_URL);
+const kafka = createKafka(ingestConfig.KAFKA_BROKERS, 'meterstream-demo', log);
+const ingest = await start({ config: ingestConfig, ch, log });
+const rater = await startRater({ config: loadConfig(RaterConfig, env), pool, cache: new BalanceCache(redis, ingestConfig.REDIS_PREFIX), kafka, log });
+const sink = await startSink({ config: loadConfig(SinkConfig, env), ch, database: db, kafka, log });
+
+say(`meterstream demo: ingest ${ingest.url}, Kafka ${ingestConfig.KAFKA_BROKERS}, ClickHouse ${ingestConfig.CLICKHOUSE_URL ?? `chDB in-process (${ingestConfig.CHDB_PATH})`}`);
+async function api<T>(method: string, path: string, body?: unknown, key = ingestConfig.ADMIN_API_KEY): Promise<T> {
+  const res = await fetch(`${ingest.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await res.json()) as T;
+  if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+for (const [product, price] of Object.entries(PRICE_LIST)) await api('PUT', `/v1/prices/${product}`, price);
+const accounts: string[] = [];
+for (let i = 0; i < ACCOUNTS; i++) {
+  const postpaid = i % 5 === 0;
+  const { id } = await api<{ id: string }>('POST', '/v1/accounts', { email: `demo-${i}-${Date.now()}@example.com`, currency: 'USD', billing_mode: postpaid ? 'postpaid' : 'prepaid' });
+  await api('POST', `/v1/accounts/${id}/grants`, { kind: 'gift', amount: '10', expires_at: new Date(Date.now() + 7 * 86_400_000).toISOString() });
+  if (i % 3 !== 0) await api('POST', `/v1/accounts/${id}/grants`, { kind: 'purchased', amount: '25' });
+  accounts.push(id);
+}
+say(`created ${accounts.length} accounts (every 5th postpaid) with a $10 signup gift, two thirds with $25 purchased credits`);
+
+const started = performance.now();
+const runTag = Date.now().toString(36);
+const events = [...workload({ accounts, events: EVENTS, duplicateFraction: 0.01, seed: Date.now() % 1e9, idPrefix: `demo-${runTag}` })];
+let accepted = 0;
+const rejected: string[] = [];
+// One malformed event rides in the first request: it is rejected alone, the rest are accepted.
+const bad = { id: 'bad-1', account_id: accounts[0], product: 'chat', quantity: -5, timestamp: new Date().toISOString() };
+const bodies: unknown[][] = [[...events.slice(0, 999), bad]];
+for (let i = 999; i < events.length; i += 1000) bodies.push(events.slice(i, i + 1000));
+for (const batch of bodies) {
+  const r = await api<{ accepted: string[]; rejected: { index: number; code: string; message: string }[] }>('POST', '/v1/events', batch);
+  accepted += r.accepted.length;
+  rejected.push(...r.rejected.map((x) => `${x.code}: ${x.message}`));
+}
+const distinct = new Set(events.map((e) => `${e.account_id}/${e.id}`)).size;
+say(`sent ${events.length + 1} events over HTTP in batches of 1000: ${accepted} accepted, ${rejected.length} rejected (${rejected.join('; ')})`);
+
+const sums = async () => {
+  const r = await pool.query<{ n: bigint; amount: bigint | null }>('SELECT count(*) AS n, sum(amount)::bigint AS amount FROM usage_ledger WHERE account_id = ANY($1)', [accounts]);
+  return r.rows[0]!;
+};
+for (let waited = 0; (await sums()).n < BigInt(distinct); waited += 200) {
+  if (waited > 120_000) throw new Error('rating did not finish within 2 minutes');
+  await new Promise((r) => setTimeout(r, 200));
+}
+const ledger = await sums();
+say(`rated ${ledger.n} distinct events in ${((performance.now() - started) / 1000).toFixed(1)} s; ${events.length - distinct} re-sent events were charged zero`);
+
+const chTotals = async () => (await (await ch.query({
+  query: `SELECT toString(count()) AS n, toString(sum(amount)) AS amount FROM ${db}.rated_events WHERE account_id IN {accounts:Array(String)}`,
+  format: 'JSONEachRow', query_params: { accounts },
+})).json<{ n: string; amount: string }>())[0]!;
+for (let waited = 0; (await chTotals()).n !== ledger.n.toString(); waited += 200) {
+  if (waited > 60_000) throw new Error('ClickHouse did not catch up within a minute');
+  await new Promise((r) => setTimeout(r, 200));
+}
+const inCh = await chTotals();
+const books = await pool.query<{ burned: bigint; postpaid: bigint; overdraft: bigint }>(
+  `SELECT (SELECT coalesce(sum(amount - remaining), 0) FROM grants WHERE account_id = ANY($1))::bigint AS burned,
+          (SELECT coalesce(sum(amount), 0) FROM postpaid_usage WHERE account_id = ANY($1))::bigint AS postpaid,
+          (SELECT coalesce(sum(overdraft), 0) FROM accounts WHERE id = ANY($1))::bigint AS overdraft`, [accounts]);
+const b = books.rows[0]!;
+say(`priced usage $${formatMicros(ledger.amount ?? 0n)} = grants burned $${formatMicros(b.burned)} + postpaid accrued $${formatMicros(b.postpaid)} + prepaid overdraft $${formatMicros(b.overdraft)}`);
+say(`ClickHouse holds ${inCh.n} rated events totalling $${formatMicros(BigInt(inCh.amount))} (${inCh.amount === (ledger.amount ?? 0n).toString() ? 'equal to' : 'DIFFERENT FROM'} the Postgres ledger)`);
+
+say('\nbusiest accounts (balance from the API, i.e. Redis):');
+const busiest = await pool.query<{ account_id: string; n: bigint }>(
+  'SELECT account_id, count(*) AS n FROM usage_ledger WHERE account_id = ANY($1) GROUP BY 1 ORDER BY 2 DESC LIMIT 5', [accounts]);
+for (const row of busiest.rows) {
+  const bal = await api<{ billing_mode: string; balance: string; postpaid_accrued_this_month: string; source: string }>('GET', `/v1/accounts/${row.account_id}/balance`);
+  say(`  ${row.account_id}  ${bal.billing_mode.padEnd(8)} ${String(row.n).padStart(6)} events  balance ${bal.balance.padStart(12)}  postpaid this month ${bal.postpaid_accrued_this_month}`);
+}
+const summary = await api<{ totals: unknown }>('POST', '/v1/credits/projections/usage-summary', { account_id: busiest.rows[0]!.account_id });
+say(`\nusage summary of the busiest account (30 days, from ClickHouse): ${JSON.stringify(summary.totals)}`);
+
+await ingest.close();
+await rater.stop();
+await sink.stop();
+await ch.close();
+await pool.end();
+redis.disconnect();
+const exact = inCh.amount === (ledger.amount ?? 0n).toString() && ledger.amount === b.burned + b.postpaid + b.overdraft;
+say(exact ? '\nall books balance.' : '\nBOOKS DO NOT BALANCE');
+process.exit(exact ? 0 : 1);
