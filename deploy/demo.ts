@@ -10,7 +10,7 @@ import { createRedis } from '@meterstream/schemas/redis';
 import { createKafka } from '@meterstream/schemas/kafka';
 import { migrateClickHouse, migratePostgres } from '@meterstream/schemas/migrate';
 import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import { formatMicros, toMicros } from '@meterstream/schemas';
+import { formatMicros } from '@meterstream/schemas';
 import { start, IngestConfig } from '@meterstream/ingest';
 import { startRater, RaterConfig } from '@meterstream/rater';
 import { startSink, SinkConfig } from '@meterstream/sink';
