@@ -12,15 +12,15 @@ const log = createLogger('rater', config.LOG_LEVEL);
 const pool = createPool(config.DATABASE_URL, config.RATER_CONCURRENCY + 3);
 const redis = createRedis(config.REDIS_URL);
 const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-rater', log);
-const rater = await startRater({ config, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log });
-log.info({ group: config.RATER_GROUP_ID }, 'rater started');
+const starting = startRater({ config, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log });
 
+// Handlers go in before the start completes: a SIGTERM during start-up still stops cleanly.
 let stopping = false;
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'rater stopping: finishing the current batch');
-  await rater.stop();
+  await (await starting).stop();
   await pool.end();
   redis.disconnect();
   log.info('rater stopped');
@@ -28,3 +28,6 @@ async function shutdown(signal: string) {
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
+
+await starting;
+log.info({ group: config.RATER_GROUP_ID }, 'rater started');

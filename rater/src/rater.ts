@@ -47,6 +47,9 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
   });
   await consumer.connect();
   await consumer.subscribe({ topic: topics.events, fromBeginning: true });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    log.info({ partitions: payload.memberAssignment[topics.events] ?? [], leader: payload.isLeader }, 'partitions assigned');
+  });
   let batchNo = 0;
 
   const crashPoint = (point: RaterConfig['RATER_CRASH_AT'], n: number) => {
@@ -153,7 +156,7 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: config.RATER_CONCURRENCY,
-    eachBatch: async ({ batch, isRunning, isStale }) => {
+    eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
       if (batch.isEmpty() || !isRunning() || isStale()) return;
       const started = performance.now();
       const outcome = await rateMessages(batch.partition, batch.messages);
@@ -163,6 +166,8 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
         consumer.seek({ topic: batch.topic, partition: batch.partition, offset: outcome.resumeAt.toString() });
         return;
       }
+      // Resolving moves this consumer's fetch position; without it kafkajs fetches the same data again.
+      resolveOffset(batch.lastOffset());
       const next = (BigInt(batch.lastOffset()) + 1n).toString();
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
       log.info({

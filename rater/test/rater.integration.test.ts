@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitRaterIdle, readTopic } from '../../tests/support/fixtures.js';
 import { expectBooksBalance } from '../../tests/support/books.js';
@@ -40,8 +40,9 @@ describe('rater against real Kafka, Postgres and Redis', () => {
   let stack: TestStack;
   const procs: ServiceProcess[] = [];
   const rater = (extra: Record<string, string> = {}) => {
-    const p = startService('rater/src/main.ts', { ...stack.env, LOG_LEVEL: 'info', RATER_SESSION_TIMEOUT_MS: '6000', ...extra });
+    const p = startService('rater/src/main.ts', { ...stack.env, LOG_LEVEL: 'info', RATER_SESSION_TIMEOUT_MS: '6000', RATER_MAX_BYTES_PER_PARTITION: '65536', ...extra });
     procs.push(p);
+    onTestFailed(() => console.error(`rater ${procs.indexOf(p)} output:\n${p.output().slice(-6000)}`));
     return p;
   };
 
@@ -103,7 +104,9 @@ describe('rater against real Kafka, Postgres and Redis', () => {
     let second: ServiceProcess | undefined;
     for (let i = 0; i < 6; i++) {
       await produceEvents(stack, events.slice(i * 1000, (i + 1) * 1000));
+      if (i === 0) await waitFor('first rater rating', async () => first.output().includes('batch rated'));
       if (i === 1) second = rater();
+      if (i === 2) await waitFor('second rater joined', async () => /"partitions":\[\d/.test(second!.output()));
       if (i === 3) expect(await first.kill('SIGTERM')).toBe(0);
       await new Promise((r) => setTimeout(r, 500));
     }

@@ -19,7 +19,7 @@ describe('end to end: HTTP -> Kafka -> rater -> Postgres/Redis -> usage.rated ->
   let sink: Sink;
   const raters: ServiceProcess[] = [];
   const rater = (extra: Record<string, string> = {}) => {
-    const p = startService('rater/src/main.ts', { ...stack.env, RATER_SESSION_TIMEOUT_MS: '6000', ...extra });
+    const p = startService('rater/src/main.ts', { ...stack.env, RATER_SESSION_TIMEOUT_MS: '6000', RATER_MAX_BYTES_PER_PARTITION: '65536', ...extra });
     raters.push(p);
     onTestFailed(() => console.error(`rater ${raters.indexOf(p)} output:\n${p.output().slice(-20_000)}`));
     return p;
