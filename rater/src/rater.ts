@@ -156,7 +156,7 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: config.RATER_CONCURRENCY,
-    eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
+    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }) => {
       if (batch.isEmpty() || !isRunning() || isStale()) return;
       const started = performance.now();
       const outcome = await rateMessages(batch.partition, batch.messages);
@@ -169,7 +169,8 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
       // Resolving moves this consumer's fetch position; without it kafkajs fetches the same data again.
       resolveOffset(batch.lastOffset());
       const next = (BigInt(batch.lastOffset()) + 1n).toString();
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      // The batch's own commit still goes through while a SIGTERM's disconnect waits for us.
+      await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
       log.info({
         partition: batch.partition, size: batch.messages.length, ...outcome, kind: undefined,
         ms: Math.round(performance.now() - started), lag: batch.offsetLag(),

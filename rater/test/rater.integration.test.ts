@@ -1,9 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
-import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitRaterIdle, readTopic } from '../../tests/support/fixtures.js';
+import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitRaterIdle, readTopic, readTopicMessages } from '../../tests/support/fixtures.js';
 import { expectBooksBalance } from '../../tests/support/books.js';
 import { startService, waitFor, type ServiceProcess } from '../../tests/support/processes.js';
-import type { UsageEvent } from '@meterstream/schemas';
+import { encodeUsageEvent, type UsageEvent } from '@meterstream/schemas';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
 
 const PRODUCT_QTY: [string, () => string][] = [
   ['voice', () => String(1 + Math.floor(Math.random() * 300))],
@@ -127,5 +128,33 @@ describe('rater against real Kafka, Postgres and Redis', () => {
     await produceEvents(stack, events.slice(2000));
     await waitRaterIdle(stack);
     await expectBooksBalance(stack, events, accounts);
+  });
+
+  it('sends unknown accounts, unknown products and unreadable payloads to the dead-letter topic, and rates the rest', async () => {
+    const [account] = await makeAccounts(stack, 1);
+    const good = workload([account!], 50, Date.now() - 10_000, 10_000).map((e) => ({ ...e, id: `dlq-${e.id}` }));
+    const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    await producer.connect();
+    await producer.send({
+      topic: stack.topics.events,
+      acks: -1,
+      messages: [
+        { key: account!, value: '{not json' },
+        { key: account!, value: JSON.stringify({ id: 'x1', account_id: account, product: 'chat', quantity: -1, timestamp: new Date().toISOString() }) },
+        { key: 'nobody', value: encodeUsageEvent(usageEvent('acct-nobody', 'chat', '10', 'x2')) },
+        { key: account!, value: encodeUsageEvent(usageEvent(account!, 'teleport', '1', 'x3')) },
+      ],
+    });
+    await producer.disconnect();
+    await produceEvents(stack, good);
+    rater();
+    await waitRaterIdle(stack);
+    await expectBooksBalance(stack, good, [account!]);
+    const dead = await readTopicMessages(stack, stack.topics.dlq);
+    const byCode = new Map(dead.map((m) => [m.headers['error-code'], m]));
+    expect([...byCode.keys()].sort()).toEqual(['INVALID_EVENT', 'INVALID_JSON', 'UNKNOWN_ACCOUNT', 'UNKNOWN_PRODUCT']);
+    expect(byCode.get('INVALID_JSON')!.value).toBe('{not json'); // the original bytes
+    expect(byCode.get('INVALID_EVENT')!.headers['error-reason']).toContain('quantity');
+    expect(byCode.get('UNKNOWN_PRODUCT')!.headers['error-reason']).toContain('teleport');
   });
 });

@@ -83,22 +83,31 @@ export async function waitRaterIdle(stack: TestStack, timeoutMs = 90_000): Promi
   }
 }
 
+export interface TopicMessage {
+  key: string;
+  value: string;
+  headers: Record<string, string>;
+}
+
 /** Reads a whole topic, from the beginning to its current end (a throwaway group). */
-export async function readTopic(stack: TestStack, topic: string, timeoutMs = 60_000): Promise<string[]> {
+export async function readTopicMessages(stack: TestStack, topic: string, timeoutMs = 60_000): Promise<TopicMessage[]> {
   const admin = stack.kafka.admin();
   await admin.connect();
   const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)]));
   await admin.disconnect();
   const pending = new Set([...ends].filter(([, high]) => high > 0n).map(([p]) => p));
   const consumer = stack.kafka.consumer({ groupId: `reader-${randomUUID()}` });
-  const values: string[] = [];
+  const out: TopicMessage[] = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const done = new Promise<void>((resolve) => {
     if (pending.size === 0) resolve();
     void consumer.run({
       eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) values.push(m.value?.toString() ?? '');
+        for (const m of batch.messages) {
+          const headers = Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)]));
+          out.push({ key: m.key?.toString() ?? '', value: m.value?.toString() ?? '', headers });
+        }
         if (BigInt(batch.lastOffset()) + 1n >= (ends.get(batch.partition) ?? 0n)) pending.delete(batch.partition);
         if (pending.size === 0) resolve();
       },
@@ -108,5 +117,10 @@ export async function readTopic(stack: TestStack, topic: string, timeoutMs = 60_
   await Promise.race([done, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`reading ${topic} timed out`)), timeoutMs)))]);
   clearTimeout(timer);
   await consumer.disconnect();
-  return values;
+  return out;
+}
+
+/** The values of a whole topic. */
+export async function readTopic(stack: TestStack, topic: string, timeoutMs = 60_000): Promise<string[]> {
+  return (await readTopicMessages(stack, topic, timeoutMs)).map((m) => m.value);
 }
