@@ -157,4 +157,20 @@ describe('rater against real Kafka, Postgres and Redis', () => {
     expect(byCode.get('INVALID_EVENT')!.headers['error-reason']).toContain('quantity');
     expect(byCode.get('UNKNOWN_PRODUCT')!.headers['error-reason']).toContain('teleport');
   });
+
+  it('prices with the price book as changed while running', async () => {
+    const [account] = await makeAccounts(stack, 1);
+    // a product of its own: other test files share the price table
+    await setPrices(stack, { portrait: { unit: 'image', unit_price: '0.04', per: 1, currency: 'USD' } });
+    rater();
+    await produceEvents(stack, [usageEvent(account!, 'portrait', '2', 'pc-1')]);
+    await waitRaterIdle(stack);
+    await setPrices(stack, { portrait: { unit: 'image', unit_price: '0.05', per: 1, currency: 'USD' } });
+    await new Promise((r) => setTimeout(r, 500)); // the NOTIFY reaches the rater asynchronously
+    await produceEvents(stack, [usageEvent(account!, 'portrait', '2', 'pc-2')]);
+    await waitRaterIdle(stack);
+    const rows = await stack.pool.query<{ event_id: string; amount: bigint }>(
+      'SELECT event_id, amount FROM usage_ledger WHERE account_id = $1 ORDER BY event_id', [account]);
+    expect(rows.rows.map((r) => [r.event_id, r.amount])).toEqual([['pc-1', 80_000n], ['pc-2', 100_000n]]);
+  });
 });
