@@ -166,7 +166,7 @@ describe('rater against real Kafka, Postgres and Redis', () => {
     await produceEvents(stack, [usageEvent(account!, 'portrait', '2', 'pc-1')]);
     await waitRaterIdle(stack);
     await setPrices(stack, { portrait: { unit: 'image', unit_price: '0.05', per: 1, currency: 'USD' } });
-    await new Promise((r) => setTimeout(r, 500)); // the NOTIFY reaches the rater asynchronously
+    await new Promise((r) => setTimeout(r, 1000)); // the NOTIFY reaches the rater asynchronously
     await produceEvents(stack, [usageEvent(account!, 'portrait', '2', 'pc-2')]);
     await waitRaterIdle(stack);
     const rows = await stack.pool.query<{ event_id: string; amount: bigint }>(
