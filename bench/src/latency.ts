@@ -65,10 +65,19 @@ export async function runLatencyPhase(o: {
   sample: string[]; pollMs: number; drainTimeoutMs: number; onTick?: () => void;
 }): Promise<LatencyResult> {
   const spanMs = (o.count / o.rate) * 1000;
-  // The events carry their scheduled send time as timestamp: encoded before the clock starts.
-  const startMs = Math.ceil(now()) + 1500;
-  const events = [...o.events(startMs)];
-  const messages: Message[] = events.map(toMessage);
+  // The events carry their scheduled send time as timestamp, so they are encoded before the clock
+  // starts: with a start far enough ahead that encoding never eats into the schedule.
+  let margin = 1000 + o.count * 0.02;
+  let startMs: number;
+  let events: UsageEventInput[];
+  let messages: Message[];
+  for (;;) {
+    startMs = Math.ceil(now() + margin);
+    events = [...o.events(startMs)];
+    messages = events.map(toMessage);
+    if (now() < startMs - 100) break;
+    margin *= 2;
+  }
   const scheduledAt = (i: number) => startMs + Math.floor((i / o.count) * spanMs);
 
   const seqs = await o.pool.query<{ id: string; ledger_seq: bigint }>('SELECT id, ledger_seq FROM accounts WHERE id = ANY($1)', [o.sample]);
@@ -131,7 +140,7 @@ export async function runLatencyPhase(o: {
     offeredRate: o.rate,
     seconds: spanMs / 1000,
     events: o.count,
-    achievedRate: o.count / ((paced.endedAt - paced.startedAt) / 1000),
+    achievedRate: o.count / ((paced.endedAt - startMs) / 1000),
     producer: { maxBatch: paced.maxBatch, sends: paced.sends },
     sampledAccounts: tracked.size,
     redis: percentiles(latencies),

@@ -1,4 +1,4 @@
-import { priceMicros, toMicros, type UsageEventInput } from '@meterstream/schemas';
+import { formatMicros, priceMicros, toMicros, type UsageEventInput } from '@meterstream/schemas';
 import type { Pool } from '@meterstream/schemas/postgres';
 import { now } from './produce.js';
 import { PRICE_LIST } from './workload.js';
@@ -87,6 +87,6 @@ export async function runNaive(pool: Pool, events: readonly UsageEventInput[], a
   const ok = led.n === BigInt(seen.size) && (led.s ?? 0n) === want && bal.s === want;
   return {
     events: events.length, connections, seconds, eventsPerSecond: events.length / seconds, charged, duplicates,
-    exact: { ok, detail: `ledger ${led.n} rows sum ${led.s}, balances moved ${bal.s}; expected ${seen.size} rows sum ${want}` },
+    exact: { ok, detail: `ledger ${led.n} rows sum ${formatMicros(led.s ?? 0n)}, balances moved ${formatMicros(bal.s)}; expected ${seen.size} rows sum ${formatMicros(want)}` },
   };
 }

@@ -32,6 +32,8 @@ export interface BenchOptions {
   out: string | undefined;
   /** extra env for the rater process, e.g. RATER_CONCURRENCY=8 */
   raterEnv: Record<string, string>;
+  /** run rater/src/main.ts of this checkout instead of the repo's (e.g. a scratch copy with a fix) */
+  raterRoot: string | undefined;
   /** hard limit for the whole e2e phase */
   e2eTimeoutMs: number;
 }
@@ -54,6 +56,8 @@ const HELP = `npm run bench -- [flags]
   --http-conns N         autocannon connections        (full 16, quick 4)
   --skip a,b             skip phases: ${PHASES.filter((p) => p !== 'e2e').join(', ')}
   --rater-env K=V,...    extra rater env (e.g. RATER_CONCURRENCY=8)
+  --rater-root DIR       run DIR/rater/src/main.ts instead of the repo's rater (A/B a fix;
+                         env BENCH_RATER_ROOT does the same)
   --profile              run the rater with --cpu-prof (and summarize the profile)
   --keep                 keep database, topics, Redis keys and chDB data
   --out FILE             results JSON (default bench/results/<timestamp>.json)
@@ -79,6 +83,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'http-conns': { type: 'string' },
       skip: { type: 'string' },
       'rater-env': { type: 'string' },
+      'rater-root': { type: 'string' },
       profile: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -134,6 +139,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     keep: values.keep === true,
     out: values.out,
     raterEnv,
+    raterRoot: values['rater-root'] ?? (process.env.BENCH_RATER_ROOT || undefined),
     e2eTimeoutMs: quick ? 120_000 : 1_800_000,
   };
 }

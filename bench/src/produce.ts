@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { encodeUsageEvent, toMicros, type UsageEvent, type UsageEventInput } from '@meterstream/schemas';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
 
 /** Wall clock with sub-millisecond resolution, epoch ms. */
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -11,16 +12,16 @@ export function toMessage(e: UsageEventInput): Message {
   return { key: e.account_id, value: encodeUsageEvent(event) };
 }
 
-/** Idempotent, acks=all, one request in flight: the way ingest produces, so per-account order holds. */
+/** The project's producer settings (idempotent, acks=all, murmur2 by account): per-account order holds. */
 export async function openProducer(kafka: Kafka): Promise<Producer> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
   await producer.connect();
   return producer;
 }
 
 /** Sends pre-encoded messages as fast as the broker takes them; returns first-send and last-ack times. */
 export async function produceAll(
-  producer: Producer, topic: string, messages: readonly Message[], chunk = 10_000,
+  producer: Producer, topic: string, messages: readonly Message[], chunk = 5_000,
 ): Promise<{ startedAt: number; endedAt: number }> {
   const startedAt = now();
   for (let i = 0; i < messages.length; i += chunk) {

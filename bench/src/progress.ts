@@ -38,13 +38,24 @@ function behind(at: Offsets, ends: Offsets): string {
  * (the rater moves published_offset only after both). Returns the wall time it saw that, epoch ms.
  */
 export async function waitRaterDone(
-  ctx: RunContext, ends: Offsets, timeoutMs: number, services: ServiceProcess[], pollMs = 100,
+  ctx: RunContext, ends: Offsets, timeoutMs: number, services: ServiceProcess[], pollMs = 100, stallMs = 60_000,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
+  let last = -1n;
+  let movedAt = Date.now();
   for (;;) {
     const published = await raterPublished(ctx);
     if (reached(published, ends)) return Date.now();
     assertAlive(...services);
+    const total = totalOf(published);
+    if (total !== last) {
+      last = total;
+      movedAt = Date.now();
+    }
+    if (Date.now() - movedAt > stallMs) {
+      throw new Error(`rater stalled: no partition advanced for ${stallMs / 1000} s, ${behind(published, ends)} events behind`
+        + ` (published per partition: ${[...published].sort((a, b) => a[0] - b[0]).map(([p, o]) => `p${p}=${o}/${ends.get(p) ?? '?'}`).join(' ')})`);
+    }
     if (Date.now() > deadline) throw new Error(`rater still ${behind(published, ends)} events behind after ${timeoutMs} ms`);
     await sleep(pollMs);
   }

@@ -20,11 +20,11 @@ export interface ServiceProcess {
 
 /** A service entry point as its own OS process (as in production), its output in a log file. */
 export function startService(
-  name: string, entry: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = [],
+  name: string, entry: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = [], cwd = ROOT,
 ): ServiceProcess {
   const logFile = join(logDir, `${name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', entry], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   const onData = (d: Buffer) => {
     log.write(d);

@@ -18,6 +18,23 @@ export async function setPrices(pool: Pool): Promise<void> {
 }
 
 export const accountId = (i: number): string => `acct-${String(i).padStart(6, '0')}`;
+export const accountIndex = (id: string): number => (/^acct-(\d{6})$/.test(id) ? Number(id.slice(5)) : -1);
+
+export interface GrantPlan {
+  gift: { id: string; amount: bigint; expiresAt: number };
+  purchased: { id: string; amount: bigint };
+  billingMode: 'prepaid' | 'postpaid';
+}
+
+/** The grants account i starts with; verification replays the usage against exactly this. */
+export function grantPlan(i: number, giftExpiryMidMs: number, giftExpiryLateMs: number): GrantPlan {
+  const id = accountId(i);
+  return {
+    gift: { id: `${id}-gift`, amount: toMicros(1 + (i % 10)), expiresAt: i % 2 === 0 ? giftExpiryMidMs : giftExpiryLateMs },
+    purchased: { id: `${id}-purchased`, amount: toMicros(10 + (i % 50)) },
+    billingMode: i % 3 === 2 ? 'postpaid' : 'prepaid',
+  };
+}
 
 /**
  * Accounts in bulk, each with a gift that expires and a purchased grant that does not; every third
@@ -25,18 +42,16 @@ export const accountId = (i: number): string => `acct-${String(i).padStart(6, '0
  * so that the same account's early events burn the gift and its later ones must not. Written with
  * a few set-based statements (what addGrant does one transaction at a time), ledger_seq included.
  */
-export async function seedAccounts(pool: Pool, n: number, giftExpiryMidMs: number): Promise<SeededAccount[]> {
+export async function seedAccounts(pool: Pool, n: number, giftExpiryMidMs: number, giftExpiryLateMs: number): Promise<SeededAccount[]> {
   const accounts: SeededAccount[] = [];
   const ids: string[] = [];
   const modes: string[] = [];
   for (let i = 0; i < n; i++) {
-    const a: SeededAccount = { id: accountId(i), billingMode: i % 3 === 2 ? 'postpaid' : 'prepaid' };
+    const a: SeededAccount = { id: accountId(i), billingMode: grantPlan(i, 0, 0).billingMode };
     accounts.push(a);
     ids.push(a.id);
     modes.push(a.billingMode);
   }
-  const later = new Date(Date.now() + 30 * 86_400_000).toISOString();
-  const mid = new Date(giftExpiryMidMs).toISOString();
   const CHUNK = 5000;
   for (let off = 0; off < n; off += CHUNK) {
     const idc = ids.slice(off, off + CHUNK);
@@ -51,12 +66,12 @@ export async function seedAccounts(pool: Pool, n: number, giftExpiryMidMs: numbe
     const gAmt: string[] = [];
     const gExp: (string | null)[] = [];
     idc.forEach((id, k) => {
-      const i = off + k;
-      gIds.push(`${id}-gift`, `${id}-purchased`);
+      const plan = grantPlan(off + k, giftExpiryMidMs, giftExpiryLateMs);
+      gIds.push(plan.gift.id, plan.purchased.id);
       gAcc.push(id, id);
       gKind.push('gift', 'purchased');
-      gAmt.push(toMicros(1 + (i % 10)).toString(), toMicros(10 + (i % 50)).toString());
-      gExp.push(i % 2 === 0 ? mid : later, null);
+      gAmt.push(plan.gift.amount.toString(), plan.purchased.amount.toString());
+      gExp.push(new Date(plan.gift.expiresAt).toISOString(), null);
     });
     await pool.query(
       `INSERT INTO grants (id, account_id, kind, amount, remaining, expires_at, priority)
