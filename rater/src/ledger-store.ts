@@ -31,58 +31,45 @@ export async function findRated(c: PoolClient, keys: readonly { account: string;
   return new Set(r.rows.map((x) => eventKey(x.account_id, x.event_id)));
 }
 
-/** Writes a rated batch in a fixed number of statements, whatever its size. */
+/**
+ * Writes a rated batch in one statement, whatever its size: the rows travel as JSON documents
+ * (one native JSON.stringify each) that Postgres turns into records, and data-modifying CTEs
+ * apply the ledger rows, grant balances, account states, postpaid accrual and the offset together.
+ */
 export async function writeBatch(
   c: PoolClient, batch: RatedBatch, src: { groupId: string; topic: string; partition: number; nextOffset: string }, ratedAt: string,
 ): Promise<void> {
-  const rows = batch.rows;
-  if (rows.length > 0) {
-    const cols: (string | null)[][] = Array.from({ length: 20 }, () => []);
-    for (const r of rows) {
-      const v = [
-        r.accountId, r.eventId, str(r.seq), r.product, str(r.quantity), r.unit, str(r.unitPrice), str(r.per),
-        str(r.amount), str(r.fromGrants), str(r.postpaid), str(r.overdraft),
-        JSON.stringify(r.takes.map((t) => ({ grant_id: t.grantId, kind: t.kind, amount: str(t.amount) }))),
-        str(r.balanceAfter), new Date(r.eventMs).toISOString(), ratedAt,
-        r.properties ? JSON.stringify(r.properties) : null, src.topic, String(src.partition), r.offset,
-      ];
-      for (let i = 0; i < v.length; i++) cols[i]!.push(v[i]!);
-    }
-    await c.query(
-      `INSERT INTO usage_ledger (account_id, event_id, seq, product, quantity, unit, unit_price, per, amount, from_grants,
-         postpaid, overdraft, grant_split, balance_after, event_time, rated_at, properties, src_topic, src_partition, src_offset)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::bigint[],
-         $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::jsonb[], $14::bigint[],
-         $15::timestamptz[], $16::timestamptz[], $17::jsonb[], $18::text[], $19::int[], $20::bigint[])`,
-      cols,
-    );
-  }
-  if (batch.grantRemaining.size > 0) {
-    await c.query(
-      `UPDATE grants g SET remaining = v.remaining FROM unnest($1::text[], $2::bigint[]) AS v(id, remaining) WHERE g.id = v.id`,
-      [[...batch.grantRemaining.keys()], [...batch.grantRemaining.values()].map(str)],
-    );
-  }
-  if (batch.changed.size > 0) {
-    const states = [...batch.changed.values()];
-    await c.query(
-      `UPDATE accounts a SET overdraft = v.overdraft, ledger_seq = v.seq
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, overdraft, seq) WHERE a.id = v.id`,
-      [states.map((s) => s.id), states.map((s) => str(s.overdraft)), states.map((s) => str(s.ledgerSeq))],
-    );
-  }
-  if (batch.postpaid.size > 0) {
-    const keys = [...batch.postpaid.keys()].map((k) => k.split('\u0000') as [string, string]);
-    await c.query(
-      `INSERT INTO postpaid_usage (account_id, month, amount)
-       SELECT id, (m || '-01')::date, amt FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(id, m, amt)
-       ON CONFLICT (account_id, month) DO UPDATE SET amount = postpaid_usage.amount + excluded.amount`,
-      [keys.map((k) => k[0]), keys.map((k) => k[1]), [...batch.postpaid.values()].map(str)],
-    );
-  }
+  const ledger = batch.rows.map((r) => ({
+    account_id: r.accountId, event_id: r.eventId, seq: str(r.seq), product: r.product, quantity: str(r.quantity),
+    unit: r.unit, unit_price: str(r.unitPrice), per: str(r.per), amount: str(r.amount), from_grants: str(r.fromGrants),
+    postpaid: str(r.postpaid), overdraft: str(r.overdraft),
+    grant_split: r.takes.map((t) => ({ grant_id: t.grantId, kind: t.kind, amount: str(t.amount) })),
+    balance_after: str(r.balanceAfter), event_time: new Date(r.eventMs).toISOString(), rated_at: ratedAt,
+    properties: r.properties ?? null, src_topic: src.topic, src_partition: src.partition, src_offset: r.offset,
+  }));
+  const grants = [...batch.grantRemaining].map(([id, remaining]) => ({ id, remaining: str(remaining) }));
+  const accounts = [...batch.changed.values()].map((s) => ({ id: s.id, overdraft: str(s.overdraft), seq: str(s.ledgerSeq) }));
+  const postpaid = [...batch.postpaid].map(([k, amount]) => {
+    const [id, month] = k.split('\u0000') as [string, string];
+    return { id, month: `${month}-01`, amount: str(amount) };
+  });
   await c.query(
-    'UPDATE consumer_offsets SET next_offset = $4 WHERE group_id = $1 AND topic = $2 AND partition = $3',
-    [src.groupId, src.topic, src.partition, src.nextOffset],
+    `WITH ledger AS (
+       INSERT INTO usage_ledger SELECT * FROM json_populate_recordset(NULL::usage_ledger, $1::json)
+     ), grant_updates AS (
+       UPDATE grants g SET remaining = v.remaining
+         FROM json_to_recordset($2::json) AS v(id text, remaining bigint) WHERE g.id = v.id
+     ), account_updates AS (
+       UPDATE accounts a SET overdraft = v.overdraft, ledger_seq = v.seq
+         FROM json_to_recordset($3::json) AS v(id text, overdraft bigint, seq bigint) WHERE a.id = v.id
+     ), postpaid_updates AS (
+       INSERT INTO postpaid_usage (account_id, month, amount)
+       SELECT id, month, amount FROM json_to_recordset($4::json) AS v(id text, month date, amount bigint)
+       ON CONFLICT (account_id, month) DO UPDATE SET amount = postpaid_usage.amount + excluded.amount
+     )
+     UPDATE consumer_offsets SET next_offset = $8 WHERE group_id = $5 AND topic = $6 AND partition = $7`,
+    [JSON.stringify(ledger), JSON.stringify(grants), JSON.stringify(accounts), JSON.stringify(postpaid),
+      src.groupId, src.topic, src.partition, src.nextOffset],
   );
 }
 
@@ -93,15 +80,23 @@ interface LedgerDbRow {
   rated_at: Date; properties: Record<string, string> | null; src_offset: bigint; currency: RatedEvent['currency'];
 }
 
-/** Ledger rows a crashed rater committed but may not have published, for re-publishing. */
-export async function ledgerRowsInRange(
-  c: PoolClient, topic: string, partition: number, from: bigint, to: bigint,
+/**
+ * Ledger rows a crashed rater committed from [from, to) of this partition but may not have
+ * published. Looked up by the redelivered events' keys (the primary key), so the ledger needs no
+ * index on its source offsets.
+ */
+export async function ledgerRowsFromSource(
+  c: PoolClient, keys: readonly { account: string; event: string }[], topic: string, partition: number, from: bigint, to: bigint,
 ): Promise<{ row: LedgerRow; ratedAt: string }[]> {
+  if (keys.length === 0) return [];
   const r = await c.query<LedgerDbRow>(
-    `SELECT l.*, a.currency FROM usage_ledger l JOIN accounts a ON a.id = l.account_id
-      WHERE l.src_topic = $1 AND l.src_partition = $2 AND l.src_offset >= $3 AND l.src_offset < $4
+    `SELECT l.*, a.currency
+       FROM unnest($1::text[], $2::text[]) AS k(account_id, event_id)
+       JOIN usage_ledger l ON l.account_id = k.account_id AND l.event_id = k.event_id
+       JOIN accounts a ON a.id = l.account_id
+      WHERE l.src_topic = $3 AND l.src_partition = $4 AND l.src_offset >= $5 AND l.src_offset < $6
       ORDER BY l.src_offset`,
-    [topic, partition, str(from), str(to)],
+    [keys.map((k) => k.account), keys.map((k) => k.event), topic, partition, str(from), str(to)],
   );
   return r.rows.map((d) => ({
     ratedAt: d.rated_at.toISOString(),

@@ -8,8 +8,8 @@ import { loadAccountStates, type AccountState } from '@meterstream/schemas/ledge
 import type { RaterConfig } from './config.js';
 import { PriceBook } from './price-book.js';
 import { parseMessages, type DeadLetter, type RawMessage } from './parse.js';
-import { rateBatch, toRatedEvent, type LedgerRow } from './rate-batch.js';
-import { findRated, ledgerRowsInRange, lockOffsets, markPublished, writeBatch } from './ledger-store.js';
+import { rateBatch, toRatedEvent, type LedgerRow, type SourceEvent } from './rate-batch.js';
+import { findRated, ledgerRowsFromSource, lockOffsets, markPublished, writeBatch } from './ledger-store.js';
 
 export interface RaterDeps {
   config: RaterConfig;
@@ -47,6 +47,13 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
   });
   await consumer.connect();
   await consumer.subscribe({ topic: topics.events, fromBeginning: true });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    // kafkajs restarts the consumer after retriable errors; after any other it stops consuming
+    // for good, so exit and let the supervisor start a fresh rater (Postgres holds the position).
+    if (payload.restart) return;
+    log.fatal({ err: payload.error }, 'consumer crashed for good; exiting');
+    process.exit(1);
+  });
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     log.info({ partitions: payload.memberAssignment[topics.events] ?? [], leader: payload.isLeader }, 'partitions assigned');
   });
@@ -85,11 +92,12 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
   }
 
   /** Re-publishes and re-caches what a crashed predecessor committed in [from, to) but may not have sent. */
-  async function repair(partition: number, from: bigint, to: bigint): Promise<number> {
-    if (from >= to) return 0;
+  async function repair(partition: number, events: SourceEvent[], from: bigint, to: bigint): Promise<number> {
+    const keys = events.filter((e) => BigInt(e.offset) >= from && BigInt(e.offset) < to).map((e) => ({ account: e.event.account_id, event: e.event.id }));
+    if (keys.length === 0) return 0;
     const c = await pool.connect();
     try {
-      const rows = await ledgerRowsInRange(c, topics.events, partition, from, to);
+      const rows = await ledgerRowsFromSource(c, keys, topics.events, partition, from, to);
       const states = await loadAccountStates(c, [...new Set(rows.map((r) => r.row.accountId))], { forUpdate: false });
       await publish(rows, states.values());
       log.info({ partition, from: String(from), to: String(to), events: rows.length }, 'republished committed events after a restart');
@@ -103,6 +111,8 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
     const first = messages[0]!.offset;
     const end = BigInt(messages[messages.length - 1]!.offset) + 1n;
     const ratedAt = new Date().toISOString();
+    // Decoding happens before the transaction: row locks are held only for database work.
+    const parsed = parseMessages(messages);
     const c = await pool.connect();
     let fence: { next: bigint; published: bigint };
     let result: { rows: LedgerRow[]; changed: Map<string, AccountState>; duplicates: number; dead: number } | undefined;
@@ -111,14 +121,15 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
       fence = await lockOffsets(c, groupId, topics.events, partition, first);
       if (BigInt(first) > fence.next) {
         await c.query('ROLLBACK');
-        return { kind: 'gap', resumeAt: fence.next };
+        return { kind: 'gap', resumeAt: fence.published };
       }
-      const fresh = messages.filter((m) => BigInt(m.offset) >= fence.next);
-      if (fresh.length === 0) {
+      const isFresh = (offset: string) => BigInt(offset) >= fence.next;
+      const events = parsed.events.filter((e) => isFresh(e.offset));
+      const dead = parsed.dead.filter((d) => isFresh(d.message.offset));
+      if (events.length + dead.length === 0) {
         await c.query('ROLLBACK');
       } else {
         const n = ++batchNo;
-        const { events, dead } = parseMessages(fresh);
         const states = await loadAccountStates(c, [...new Set(events.map((e) => e.event.account_id))], { forUpdate: true });
         await prices.ensureKnown(events.flatMap((e) => {
           const s = states.get(e.event.account_id);
@@ -127,7 +138,7 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
         const already = await findRated(c, events.map((e) => ({ account: e.event.account_id, event: e.event.id })));
         const batch = rateBatch(events, states, prices.lookup, already);
         await writeBatch(c, batch, { groupId, topic: topics.events, partition, nextOffset: end.toString() }, ratedAt);
-        const byOffset = new Map(fresh.map((m) => [m.offset, m]));
+        const byOffset = new Map(messages.map((m) => [m.offset, m]));
         dead.push(...batch.rejected.map((r) => ({ message: byOffset.get(r.offset)!, code: r.code, reason: r.message })));
         // Before the commit: a crash re-rates the batch and re-sends these, never loses them.
         await sendDeadLetters(partition, dead);
@@ -143,7 +154,7 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
       c.release();
     }
     const replayedUpTo = fence.next < end ? fence.next : end;
-    const republished = await repair(partition, fence.published, replayedUpTo);
+    const republished = await repair(partition, parsed.events, fence.published, replayedUpTo);
     if (result) await publish(result.rows.map((row) => ({ row, ratedAt })), result.changed.values());
     await markPublished(pool, groupId, topics.events, partition, result ? end : replayedUpTo);
     return {
@@ -161,7 +172,8 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
       const started = performance.now();
       const outcome = await rateMessages(batch.partition, batch.messages);
       if (outcome.kind === 'gap') {
-        // Kafka's committed offset ran ahead of Postgres (e.g. a restored database): Postgres wins.
+        // Kafka's committed offset ran ahead of Postgres (e.g. a restored database): Postgres wins,
+        // from its published offset so that whatever was committed but not yet published is redelivered.
         log.warn({ partition: batch.partition, resumeAt: String(outcome.resumeAt) }, 'resuming from the offset stored in Postgres');
         consumer.seek({ topic: batch.topic, partition: batch.partition, offset: outcome.resumeAt.toString() });
         return;

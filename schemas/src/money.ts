@@ -24,13 +24,11 @@ function numberText(n: number): string {
   return String(n); // shortest round-trip text: 0.1 -> "0.1"; 1e-7 -> "1e-7" which the regex rejects
 }
 
-/** 12_500_000n -> "12.500000" */
+/** 12_500_000n -> "12.500000" (string slicing: no bigint division on the hot path) */
 export function formatMicros(micros: bigint): string {
   const neg = micros < 0n;
-  const abs = neg ? -micros : micros;
-  const whole = abs / MICROS;
-  const frac = (abs % MICROS).toString().padStart(6, '0');
-  return `${neg ? '-' : ''}${whole}.${frac}`;
+  const digits = (neg ? -micros : micros).toString().padStart(7, '0');
+  return `${neg ? '-' : ''}${digits.slice(0, -6)}.${digits.slice(-6)}`;
 }
 
 /** Integer division rounding half away from zero (half up for the non-negative amounts we price). */

@@ -62,7 +62,6 @@ CREATE TABLE usage_ledger (
   CHECK (amount = from_grants + postpaid + overdraft)
 );
 CREATE INDEX usage_ledger_history ON usage_ledger (account_id, seq);
-CREATE INDEX usage_ledger_source ON usage_ledger (src_topic, src_partition, src_offset);
 
 CREATE TABLE postpaid_usage (
   account_id text NOT NULL,

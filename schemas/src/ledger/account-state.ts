@@ -55,20 +55,12 @@ interface AccountRow {
   overdraft: bigint;
   ledger_seq: bigint;
   postpaid: bigint | null;
-}
-interface GrantRow {
-  id: string;
-  account_id: string;
-  kind: GrantKind;
-  amount: bigint;
-  remaining: bigint;
-  expires_at: Date | null;
-  priority: number;
-  created_seq: bigint;
+  // [id, kind, amount, remaining, expires_at epoch ms | null, priority, created_seq] as text
+  grants: [string, GrantKind, string, string, number | null, number, string][] | null;
 }
 
 /**
- * Loads the states of the given accounts in two queries. With forUpdate the account rows are
+ * Loads the states of the given accounts in one query. With forUpdate the account rows are
  * locked in id order (so concurrent writers never deadlock); every change to an account's grants
  * or overdraft happens under that lock.
  */
@@ -78,8 +70,11 @@ export async function loadAccountStates(
   opts: { forUpdate: boolean; nowMs?: number },
 ): Promise<Map<string, AccountState>> {
   const month = monthOf(opts.nowMs ?? Date.now());
-  const accounts = await db.query<AccountRow>(
-    `SELECT a.id, a.currency, a.billing_mode, a.overdraft, a.ledger_seq, p.amount AS postpaid
+  const r = await db.query<AccountRow>(
+    `SELECT a.id, a.currency, a.billing_mode, a.overdraft, a.ledger_seq, p.amount AS postpaid,
+            (SELECT json_agg(json_build_array(g.id, g.kind, g.amount::text, g.remaining::text,
+                      floor(extract(epoch FROM g.expires_at) * 1000)::bigint, g.priority, g.created_seq::text))
+               FROM grants g WHERE g.account_id = a.id AND g.remaining > 0) AS grants
        FROM accounts a
        LEFT JOIN postpaid_usage p ON p.account_id = a.id AND p.month = ($2 || '-01')::date
       WHERE a.id = ANY($1::text[])
@@ -87,35 +82,20 @@ export async function loadAccountStates(
     [ids, month],
   );
   const states = new Map<string, AccountState>();
-  for (const r of accounts.rows) {
-    states.set(r.id, {
-      id: r.id,
-      currency: r.currency,
-      billingMode: r.billing_mode,
-      overdraft: r.overdraft,
-      ledgerSeq: r.ledger_seq,
-      grants: [],
+  for (const row of r.rows) {
+    const grants = (row.grants ?? []).map(([id, kind, amount, remaining, expiresAt, priority, createdSeq]): GrantState => ({
+      id, kind, amount: BigInt(amount), remaining: BigInt(remaining), expiresAt, priority, createdSeq: BigInt(createdSeq),
+    }));
+    states.set(row.id, {
+      id: row.id,
+      currency: row.currency,
+      billingMode: row.billing_mode,
+      overdraft: row.overdraft,
+      ledgerSeq: row.ledger_seq,
+      grants: grants.sort(compareBurnOrder),
       postpaidMonth: month,
-      postpaidAmount: r.postpaid ?? 0n,
+      postpaidAmount: row.postpaid ?? 0n,
     });
   }
-  if (states.size === 0) return states;
-  const grants = await db.query<GrantRow>(
-    `SELECT id, account_id, kind, amount, remaining, expires_at, priority, created_seq
-       FROM grants WHERE account_id = ANY($1::text[]) AND remaining > 0`,
-    [[...states.keys()]],
-  );
-  for (const g of grants.rows) {
-    states.get(g.account_id)?.grants.push({
-      id: g.id,
-      kind: g.kind,
-      amount: g.amount,
-      remaining: g.remaining,
-      expiresAt: g.expires_at ? g.expires_at.getTime() : null,
-      priority: g.priority,
-      createdSeq: g.created_seq,
-    });
-  }
-  for (const s of states.values()) s.grants.sort(compareBurnOrder);
   return states;
 }
