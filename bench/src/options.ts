@@ -48,7 +48,7 @@ const HELP = `npm run bench -- [flags]
   --seed N               workload seed                 (42)
   --naive-events N       naive baseline sample         (full 20000, quick 3000)
   --naive-conns N        naive baseline connections    (8)
-  --latency-rates A,B    offered loads, events/s       (full 5000,20000, quick 1000,3000)
+  --latency-rates A,B    offered loads, events/s       (full 5000,10000,20000, quick 1000,3000)
   --latency-seconds S    per latency phase             (full 25, quick 4)
   --latency-sample N     accounts timed to Redis       (full 100, quick 40)
   --http-batches A,B     events per HTTP request       (100,1000)
@@ -127,7 +127,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     seed: int('seed', values.seed, 42, 0),
     naiveEvents: int('naive-events', values['naive-events'], quick ? 3_000 : 20_000),
     naiveConnections: int('naive-conns', values['naive-conns'], 8),
-    latencyRates: list('latency-rates', values['latency-rates'], quick ? [1_000, 3_000] : [5_000, 20_000]),
+    latencyRates: list('latency-rates', values['latency-rates'], quick ? [1_000, 3_000] : [5_000, 10_000, 20_000]),
     latencySeconds,
     latencySample: int('latency-sample', values['latency-sample'], quick ? 40 : 100),
     drainTimeoutMs: quick ? 60_000 : 300_000,
