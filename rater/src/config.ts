@@ -4,7 +4,9 @@ import { BaseConfig } from '@meterstream/schemas/config';
 export const RaterConfig = BaseConfig.extend({
   RATER_GROUP_ID: z.string().min(1).default('meterstream-rater'),
   // Partition batches rated at once; each holds one Postgres connection for its transaction.
-  RATER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  // kafkajs fetches again only when every batch of a fetch is done, so one slot per partition
+  // (the topic's default 12) keeps a busy partition from delaying the others by whole waves.
+  RATER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(12),
   // How long the group waits for a silent (crashed) member before handing its partitions over.
   RATER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6000).default(30_000),
   RATER_MAX_BYTES_PER_PARTITION: z.coerce.number().int().min(1024).default(2 * 1024 * 1024),

@@ -21,7 +21,7 @@ export interface RaterDeps {
 
 type Outcome =
   | { kind: 'gap'; resumeAt: bigint }
-  | { kind: 'done'; rated: number; duplicates: number; dead: number; accounts: number; republished: number };
+  | { kind: 'done'; publishedUpTo: bigint; rated: number; duplicates: number; dead: number; accounts: number; republished: number };
 
 /**
  * The rater: one consumer group on usage.events. Per partition batch, one Postgres transaction
@@ -156,9 +156,8 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
     const replayedUpTo = fence.next < end ? fence.next : end;
     const republished = await repair(partition, parsed.events, fence.published, replayedUpTo);
     if (result) await publish(result.rows.map((row) => ({ row, ratedAt })), result.changed.values());
-    await markPublished(pool, groupId, topics.events, partition, result ? end : replayedUpTo);
     return {
-      kind: 'done', republished,
+      kind: 'done', republished, publishedUpTo: result ? end : replayedUpTo,
       rated: result?.rows.length ?? 0, duplicates: result?.duplicates ?? 0, dead: result?.dead ?? 0, accounts: result?.changed.size ?? 0,
     };
   }
@@ -181,10 +180,16 @@ export async function startRater({ config, pool, cache, kafka, log }: RaterDeps)
       // Resolving moves this consumer's fetch position; without it kafkajs fetches the same data again.
       resolveOffset(batch.lastOffset());
       const next = (BigInt(batch.lastOffset()) + 1n).toString();
+      // Everything up to here is published, so both watermarks may move, in parallel: the Kafka
+      // offset only says where to fetch; published_offset only bounds what a restart re-checks.
       // The batch's own commit still goes through while a SIGTERM's disconnect waits for us.
-      await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
+      const { kind: _kind, publishedUpTo, ...stats } = outcome;
+      await Promise.all([
+        markPublished(pool, groupId, topics.events, batch.partition, publishedUpTo),
+        commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] }),
+      ]);
       log.info({
-        partition: batch.partition, size: batch.messages.length, ...outcome, kind: undefined,
+        partition: batch.partition, size: batch.messages.length, ...stats,
         ms: Math.round(performance.now() - started), lag: batch.offsetLag(),
       }, 'batch rated');
     },

@@ -60,31 +60,57 @@ function messageBytes(m: ProducerRecord['messages'][number]): number {
 }
 
 /**
- * Runs a producer's sends one after another, each split into requests the broker accepts.
+ * Sends through one producer strictly one request at a time, each request split to what the
+ * broker accepts, and coalesces whatever callers queued meanwhile into the next request: with
+ * many partitions publishing at once, that is one round trip for all of them instead of one each.
  * Serial because kafkajs rolls an idempotent producer's sequence numbers back when a request
  * fails; a concurrent send could then reuse them and, if the failed request had in fact landed,
- * be dropped by the broker as a duplicate while still acked.
+ * be dropped by the broker as a duplicate while still acked. Always acks=all.
  */
 export function serialSender(producer: Producer, maxBytes = MAX_SEND_BYTES): (record: ProducerRecord) => Promise<void> {
-  let tail: Promise<unknown> = Promise.resolve();
-  const sendAll = async (record: ProducerRecord) => {
-    let chunk: ProducerRecord['messages'] = [];
+  interface Pending { record: ProducerRecord; resolve(): void; reject(e: unknown): void }
+  const queue: Pending[] = [];
+  let draining = false;
+
+  async function sendRecords(records: ProducerRecord[]): Promise<void> {
+    let request = new Map<string, ProducerRecord['messages']>();
     let bytes = 0;
-    for (const m of record.messages) {
-      const b = messageBytes(m);
-      if (chunk.length > 0 && bytes + b > maxBytes) {
-        await producer.send({ ...record, messages: chunk });
-        chunk = [];
-        bytes = 0;
+    const flush = async () => {
+      if (request.size === 0) return;
+      await producer.sendBatch({ acks: -1, topicMessages: [...request].map(([topic, messages]) => ({ topic, messages })) });
+      request = new Map();
+      bytes = 0;
+    };
+    for (const { topic, messages } of records) {
+      for (const m of messages) {
+        const b = messageBytes(m);
+        if (bytes > 0 && bytes + b > maxBytes) await flush();
+        let list = request.get(topic);
+        if (!list) request.set(topic, (list = []));
+        list.push(m);
+        bytes += b;
       }
-      chunk.push(m);
-      bytes += b;
     }
-    if (chunk.length > 0) await producer.send({ ...record, messages: chunk });
-  };
-  return (record) => {
-    const sent = tail.then(() => sendAll(record));
-    tail = sent.catch(() => undefined);
-    return sent;
-  };
+    await flush();
+  }
+
+  async function drain(): Promise<void> {
+    draining = true;
+    while (queue.length > 0) {
+      const round = queue.splice(0);
+      try {
+        await sendRecords(round.map((p) => p.record));
+        for (const p of round) p.resolve();
+      } catch (e) {
+        for (const p of round) p.reject(e);
+      }
+    }
+    draining = false;
+  }
+
+  return (record) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ record, resolve, reject });
+      if (!draining) void drain();
+    });
 }
