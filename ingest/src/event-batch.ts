@@ -46,21 +46,32 @@ export function judgeEvents(
   opts: { principal: Principal; nowMs: number; maxAgeMs: number },
 ): BatchVerdict {
   const verdict: BatchVerdict = { events: [], rejected: [] };
-  items.forEach((item, index) => {
-    const reject = (code: string, message: string) => {
+  // A plain loop over a module-level judge: tsx names every closure it creates (keepNames), and a
+  // closure per event showed up in the request path's profile.
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index];
+    const outcome = judgeOne(item, opts);
+    if ('code' in outcome) {
       const id = idOf(item);
-      verdict.rejected.push(id === undefined ? { index, code, message } : { index, id, code, message });
-    };
-    if (item instanceof MalformedLine) return reject('MALFORMED_JSON', item.message);
-    const parsed = UsageEvent.safeParse(item);
-    if (!parsed.success) return reject('VALIDATION_ERROR', formatIssues(parsed.error.issues));
-    const event = parsed.data;
-    if (!canAccess(opts.principal, event.account_id)) {
-      return reject('FORBIDDEN', `this API key cannot send events for account ${event.account_id}`);
+      verdict.rejected.push(id === undefined ? { index, ...outcome } : { index, id, ...outcome });
+    } else {
+      verdict.events.push(outcome);
     }
-    const window = checkTimestampWindow(event.timestamp, opts.nowMs, opts.maxAgeMs);
-    if (!window.ok) return reject(window.code, window.message);
-    verdict.events.push(event);
-  });
+  }
   return verdict;
+}
+
+function judgeOne(
+  item: unknown,
+  opts: { principal: Principal; nowMs: number; maxAgeMs: number },
+): UsageEvent | { code: string; message: string } {
+  if (item instanceof MalformedLine) return { code: 'MALFORMED_JSON', message: item.message };
+  const parsed = UsageEvent.safeParse(item);
+  if (!parsed.success) return { code: 'VALIDATION_ERROR', message: formatIssues(parsed.error.issues) };
+  const event = parsed.data;
+  if (!canAccess(opts.principal, event.account_id)) {
+    return { code: 'FORBIDDEN', message: `this API key cannot send events for account ${event.account_id}` };
+  }
+  const window = checkTimestampWindow(event.timestamp, opts.nowMs, opts.maxAgeMs);
+  return window.ok ? event : { code: window.code, message: window.message };
 }

@@ -1,14 +1,14 @@
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
+import { IDEMPOTENT_PRODUCER_CONFIG, MAX_SEND_BYTES, serialSender } from '@meterstream/schemas/kafka';
 import { formatIssues } from './issues.js';
-
 
 export interface UsageEventProducerOptions {
   topic: string;
   /** How long a send waits for company before its batch goes out. */
   lingerMs?: number;
-  maxBatchMessages?: number;
+  /** Largest produce request: a batch over it goes out as several (the broker refuses a record batch over 1 MiB). */
+  maxSendBytes?: number;
   /** Messages accepted but not yet acknowledged; beyond it send()/publish() wait for room. */
   maxBufferedMessages?: number;
   /** Older events are refused, as the HTTP ingest refuses them (EVENT_MAX_AGE_DAYS). */
@@ -29,9 +29,8 @@ export class ProducerClosedError extends Error {
   }
 }
 
+/** One publish() call: all of its messages are queued at once, so they always share a batch. */
 interface Ticket {
-  left: number;
-  failed: boolean;
   resolve(): void;
   reject(e: unknown): void;
 }
@@ -42,17 +41,21 @@ interface Waiter {
 
 /**
  * Produces usage events straight to Kafka: validated like the HTTP ingest, keyed by account_id,
- * idempotent with acks=all, batched, and bounded. Batches go out one at a time: events arriving
- * while one is in flight form the next (group commit), which also keeps kafkajs from ever
- * handing a failed request's sequence numbers to a concurrent one.
+ * idempotent with acks=all, batched, and bounded. Batches go out one at a time: everything that
+ * queued while one was in flight forms the next (group commit), which also keeps kafkajs from
+ * ever handing a failed request's sequence numbers to a concurrent one. A batch is bounded by
+ * the buffer, not by a message count: each Kafka round trip then carries as many events as the
+ * request size allows, and serial round trips stop capping the throughput.
  */
 export class UsageEventProducer {
   private readonly topic: string;
   private readonly lingerMs: number;
-  private readonly maxBatch: number;
   private readonly maxBuffered: number;
   private readonly maxAgeMs: number;
-  private readonly queue: { message: Message; ticket: Ticket }[] = [];
+  private readonly produce: ReturnType<typeof serialSender>;
+  // the next batch: messages in publish order, and the publishes they came from
+  private messages: Message[] = [];
+  private tickets: Ticket[] = [];
   private readonly waiters: Waiter[] = [];
   private readonly unsettled = new Set<Promise<void>>();
   private buffered = 0;
@@ -71,7 +74,7 @@ export class UsageEventProducer {
   constructor(private readonly producer: Producer, opts: UsageEventProducerOptions) {
     this.topic = opts.topic;
     this.lingerMs = opts.lingerMs ?? 5;
-    this.maxBatch = opts.maxBatchMessages ?? 500;
+    this.produce = serialSender(producer, opts.maxSendBytes ?? MAX_SEND_BYTES);
     this.maxBuffered = opts.maxBufferedMessages ?? 10_000;
     this.maxAgeMs = (opts.maxAgeDays ?? 35) * 86_400_000;
   }
@@ -174,15 +177,16 @@ export class UsageEventProducer {
 
   private enqueue(events: readonly UsageEvent[]): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ticket: Ticket = { left: events.length, failed: false, resolve, reject };
-      for (const e of events) this.queue.push({ message: { key: e.account_id, value: encodeUsageEvent(e) }, ticket });
+      for (const e of events) this.messages.push({ key: e.account_id, value: encodeUsageEvent(e) });
+      this.tickets.push({ resolve, reject });
       this.schedule();
     });
   }
 
   private schedule(): void {
     if (this.sending) return; // the send loop takes whatever queued up once the current batch is acked
-    if (this.flushing > 0 || this.queue.length >= this.maxBatch) {
+    // A full buffer cannot grow while it waits: lingering would only delay it.
+    if (this.flushing > 0 || this.messages.length >= this.maxBuffered) {
       void this.pump();
       return;
     }
@@ -195,23 +199,18 @@ export class UsageEventProducer {
     if (this.sending) return;
     this.sending = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        let error: unknown = null;
+      while (this.messages.length > 0) {
+        const { messages, tickets } = this;
+        this.messages = [];
+        this.tickets = [];
         try {
-          await this.producer.send({ topic: this.topic, acks: -1, messages: batch.map((q) => q.message) });
+          await this.produce({ topic: this.topic, acks: -1, messages });
+          for (const t of tickets) t.resolve();
         } catch (e) {
-          error = e;
+          // Some of the batch's requests may have landed: the callers retry, consumers deduplicate.
+          for (const t of tickets) t.reject(e);
         }
-        for (const { ticket } of batch) {
-          if (error !== null) {
-            if (!ticket.failed) ticket.reject(error);
-            ticket.failed = true;
-          } else if (--ticket.left === 0 && !ticket.failed) {
-            ticket.resolve();
-          }
-        }
-        this.buffered -= batch.length;
+        this.buffered -= messages.length;
         this.admitWaiters();
       }
     } finally {

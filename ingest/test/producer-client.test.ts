@@ -1,6 +1,6 @@
 import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { UsageEventInput } from '@meterstream/schemas';
+import { UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import {
   InvalidUsageEventError, ProducerClosedError, UsageEventProducer, type UsageEventProducerOptions,
@@ -56,7 +56,7 @@ describe('UsageEventProducer', () => {
   });
 
   it('batches sends that arrive within the linger into one produce request, in order', async () => {
-    const { producer, counts } = await countedProducer({ lingerMs: 50, maxBatchMessages: 1000 });
+    const { producer, counts } = await countedProducer({ lingerMs: 50 });
     const before = counts.produceRequests;
     const events = Array.from({ length: 200 }, () => event({ account_id: 'acct-batch' }));
     await Promise.all(events.map((e) => producer.send(e)));
@@ -68,16 +68,32 @@ describe('UsageEventProducer', () => {
     await producer.close();
   });
 
-  it('splits at maxBatchMessages', async () => {
-    const { producer, counts } = await countedProducer({ lingerMs: 50, maxBatchMessages: 10 });
+  it('splits a batch into produce requests of at most maxSendBytes, in order', async () => {
+    const { producer, counts } = await countedProducer({ lingerMs: 50, maxSendBytes: 2_000 });
     const before = counts.produceRequests;
-    await Promise.all(Array.from({ length: 25 }, () => producer.send(event())));
-    expect(counts.produceRequests - before).toBe(3);
+    const events = Array.from({ length: 25 }, () => event({ account_id: 'acct-split' }));
+    await Promise.all(events.map((e) => producer.send(e)));
+    // each message counts ~64 bytes of overhead on top of its ~150 bytes of key and value
+    expect(counts.produceRequests - before).toBeGreaterThanOrEqual(3);
+    await topic.waitFor(events.map((e) => e.id!));
+    expect(topic.messages.filter((m) => m.key === 'acct-split').map((m) => m.value.id)).toEqual(events.map((e) => e.id));
     await producer.close();
   });
 
+  it('lands a publish far above the 1 MiB a partition takes per request: one account, ~2.5 MB', async () => {
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 20_000 });
+    const note = 'x'.repeat(200);
+    const events = Array.from({ length: 10_000 }, () => event({ account_id: 'acct-big', properties: { note } }));
+    const parsed = events.map((e) => UsageEvent.parse(e));
+    await p.publish(parsed);
+    const got = await topic.waitFor(events.map((e) => e.id!), 60_000);
+    expect(new Set(got.map((m) => m.partition)).size).toBe(1);
+    expect(topic.messages.filter((m) => m.key === 'acct-big').map((m) => m.value.id)).toEqual(events.map((e) => e.id));
+    await p.close();
+  });
+
   it('applies backpressure: never holds more than maxBufferedMessages, later sends wait their turn', async () => {
-    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 5, maxBatchMessages: 2, lingerMs: 1 });
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 5, lingerMs: 1 });
     let maxSeen = 0;
     const settled: number[] = [];
     const sends = Array.from({ length: 30 }, (_, i) =>

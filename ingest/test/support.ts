@@ -63,11 +63,14 @@ export interface Consumed {
 export async function collectTopic(kafka: Kafka, topic: string) {
   const consumer = kafka.consumer({ groupId: `collect-${randomBytes(4).toString('hex')}` });
   const messages: Consumed[] = [];
+  const byId = new Map<unknown, Consumed>();
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ message, partition }) => {
-      messages.push({ key: message.key?.toString() ?? '', partition, value: JSON.parse(message.value?.toString() ?? 'null') });
+      const m: Consumed = { key: message.key?.toString() ?? '', partition, value: JSON.parse(message.value?.toString() ?? 'null') };
+      messages.push(m);
+      if (!byId.has(m.value.id)) byId.set(m.value.id, m);
     },
   });
   return {
@@ -76,7 +79,7 @@ export async function collectTopic(kafka: Kafka, topic: string) {
     async waitFor(ids: readonly string[], timeoutMs = 30_000): Promise<Consumed[]> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const found = ids.map((id) => messages.find((m) => m.value.id === id));
+        const found = ids.map((id) => byId.get(id));
         if (found.every(Boolean)) return found as Consumed[];
         if (Date.now() > deadline) throw new Error(`not on ${topic} after ${timeoutMs} ms: ${ids.filter((_, i) => !found[i]).join(', ')}`);
         await new Promise((r) => setTimeout(r, 50));
