@@ -2,6 +2,7 @@ import type { Kafka, Message, Producer } from 'kafkajs';
 import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { IDEMPOTENT_PRODUCER_CONFIG, MAX_SEND_BYTES, serialSender } from '@meterstream/schemas/kafka';
 import { formatIssues } from './issues.js';
+import { Murmur2Partitioner } from './partitioner.js';
 
 export interface UsageEventProducerOptions {
   topic: string;
@@ -65,12 +66,15 @@ export class UsageEventProducer {
   private closed = false;
 
   static async connect(kafka: Kafka, opts: UsageEventProducerOptions): Promise<UsageEventProducer> {
-    const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    const producer = kafka.producer({ ...IDEMPOTENT_PRODUCER_CONFIG, createPartitioner: Murmur2Partitioner });
     await producer.connect();
     return new UsageEventProducer(producer, opts);
   }
 
-  /** `producer` must be connected and built with IDEMPOTENT_PRODUCER_CONFIG (connect() does both). */
+  /**
+   * `producer` must be connected and built with IDEMPOTENT_PRODUCER_CONFIG (connect() does both,
+   * with the default partitioner's faster equal, Murmur2Partitioner).
+   */
   constructor(private readonly producer: Producer, opts: UsageEventProducerOptions) {
     this.topic = opts.topic;
     this.lingerMs = opts.lingerMs ?? 5;

@@ -1,3 +1,4 @@
+import { Partitioners } from 'kafkajs';
 import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageEvent, type UsageEventInput } from '@meterstream/schemas';
@@ -41,6 +42,19 @@ describe('UsageEventProducer', () => {
     expect(p.bufferedMessages).toBe(0);
     const [m] = await topic.waitFor([e.id!]);
     expect(m).toMatchObject({ key: 'acct-pc', value: { ...e, quantity: '3.000000' } });
+    await p.close();
+  });
+
+  it("puts each account on the partition kafkajs's default partitioner picks (murmur2, as the Java client)", async () => {
+    const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events });
+    const events = Array.from({ length: 12 }, (_, i) => event({ account_id: `acct-part-${i}` }));
+    await p.publish(events.map((e) => UsageEvent.parse(e)));
+    const got = await topic.waitFor(events.map((e) => e.id!));
+    const byDefault = Partitioners.DefaultPartitioner();
+    const partitionMetadata = Array.from({ length: stack.config.KAFKA_EVENTS_PARTITIONS }, (_, partitionId) => ({
+      partitionId, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1],
+    }));
+    expect(got.map((m) => m.partition)).toEqual(events.map((e) => byDefault({ topic: stack.topics.events, partitionMetadata, message: { key: e.account_id, value: null } })));
     await p.close();
   });
 

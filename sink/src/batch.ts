@@ -1,5 +1,6 @@
 import type { Batch } from 'kafkajs';
-import { decodeRatedEvent, type RatedRow } from './rows.js';
+import { decodeRatedEvent } from './rows.js';
+import type { RatedRow } from './row-format.js';
 import type { DeadLetter } from './dead-letters.js';
 import type { OffsetRange } from './store.js';
 

@@ -7,8 +7,8 @@ import { decodeBatch, type DecodedBatch } from './batch.js';
 import { retryWithBackoff, RetryAborted } from './backoff.js';
 import { createCoalescer } from './coalescer.js';
 import { deadLetterMessage } from './dead-letters.js';
-import { rowKey, type RatedRow } from './rows.js';
-import { dedupToken, findExisting, insertRows } from './store.js';
+import { rowKey, type RatedRow } from './row-format.js';
+import { writeFresh, type UniqueRows } from './store.js';
 
 export interface SinkDeps {
   config: SinkConfig;
@@ -95,20 +95,15 @@ export async function startSink({ config, ch, database, kafka, log, onFatal }: S
         await retry('dead-letter publish', signal, () => producer.send({ topic: topics.dlq, acks: -1, messages: dead.map(deadLetterMessage) }));
         log.warn({ count: dead.length, codes: [...new Set(dead.map((d) => d.code))] }, 'invalid rated events sent to the dead-letter topic');
       }
-      const { rows, repeats } = firstOccurrences(works.flatMap((w) => w.rows));
-      const inserted = await retry('ClickHouse write', signal, async () => {
-        const existing = await findExisting(ch, database, rows);
-        const fresh = rows.filter((r) => !existing.has(rowKey(r)));
-        if (fresh.length > 0) await insertRows(ch, database, fresh, dedupToken(works.map((w) => w.range), fresh));
-        return fresh.length;
-      });
+      const { unique, repeats } = firstOccurrences(works);
+      const inserted = await retry('ClickHouse write', signal, () => writeFresh(ch, database, unique, works.map((w) => w.range)));
       for (const w of works) w.kafka.resolveOffset(w.lastOffset);
       // The payload's commit goes straight to the group coordinator; consumer.commitOffsets()
       // would be skipped silently once disconnect() has begun, losing the commit of the last batch.
       await works[0]!.kafka.commitOffsetsIfNecessary({
         topics: [{ topic: topics.rated, partitions: works.map((w) => ({ partition: w.range.partition, offset: w.next })) }],
       });
-      const duplicates = rows.length - inserted + repeats;
+      const duplicates = unique.rows.length - inserted + repeats;
       stats.writes++;
       stats.rows += inserted;
       stats.duplicates += duplicates;
@@ -168,10 +163,23 @@ function keepAlive(heartbeat: () => Promise<void>): { lost: AbortSignal; stop():
 }
 
 /** The same event twice in one write (republished within the batch window) is written once. */
-function firstOccurrences(all: RatedRow[]): { rows: RatedRow[]; repeats: number } {
-  const seen = new Map<string, RatedRow>();
-  for (const r of all) if (!seen.has(rowKey(r))) seen.set(rowKey(r), r);
-  return { rows: [...seen.values()], repeats: all.length - seen.size };
+function firstOccurrences(works: readonly { rows: readonly RatedRow[] }[]): { unique: UniqueRows; repeats: number } {
+  const seen = new Set<string>();
+  const unique: UniqueRows = { rows: [], keys: [] };
+  let repeats = 0;
+  for (const w of works) {
+    for (const r of w.rows) {
+      const key = rowKey(r);
+      if (seen.has(key)) {
+        repeats++;
+        continue;
+      }
+      seen.add(key);
+      unique.rows.push(r);
+      unique.keys.push(key);
+    }
+  }
+  return { unique, repeats };
 }
 
 /** ClickHouse quotes the failed query, which names every event of the batch: keep the log line short. */
