@@ -2,7 +2,6 @@ import type { Kafka, Message, Producer } from 'kafkajs';
 import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { IDEMPOTENT_PRODUCER_CONFIG, MAX_SEND_BYTES, serialSender } from '@meterstream/schemas/kafka';
 import { formatIssues } from './issues.js';
-import { Murmur2Partitioner } from './partitioner.js';
 
 export interface UsageEventProducerOptions {
   topic: string;
@@ -66,14 +65,13 @@ export class UsageEventProducer {
   private closed = false;
 
   static async connect(kafka: Kafka, opts: UsageEventProducerOptions): Promise<UsageEventProducer> {
-    const producer = kafka.producer({ ...IDEMPOTENT_PRODUCER_CONFIG, createPartitioner: Murmur2Partitioner });
+    const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
     await producer.connect();
     return new UsageEventProducer(producer, opts);
   }
 
   /**
-   * `producer` must be connected and built with IDEMPOTENT_PRODUCER_CONFIG (connect() does both,
-   * with the default partitioner's faster equal, Murmur2Partitioner).
+   * `producer` must be connected and built with IDEMPOTENT_PRODUCER_CONFIG (connect() does both).
    */
   constructor(private readonly producer: Producer, opts: UsageEventProducerOptions) {
     this.topic = opts.topic;

@@ -1,4 +1,5 @@
-import { Kafka, logLevel, Partitioners, type Admin, type Producer, type ProducerConfig, type ProducerRecord } from 'kafkajs';
+import { Murmur2Partitioner } from './partitioner.js';
+import { Kafka, logLevel, type Admin, type Producer, type ProducerConfig, type ProducerRecord } from 'kafkajs';
 import type { Logger } from 'pino';
 import { topicNames } from './topics.js';
 
@@ -44,16 +45,18 @@ export const IDEMPOTENT_PRODUCER_CONFIG: ProducerConfig = {
   // a duplicate. Waits stay short so sends resume soon after the broker is back.
   retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },
   allowAutoTopicCreation: false,
-  // murmur2 like the Java client, so an account lands on the same partition whoever produces it.
-  createPartitioner: Partitioners.DefaultPartitioner,
+  // murmur2 like the Java client (kafkajs's default, in integer maths), so an account lands on
+  // the same partition whoever produces it.
+  createPartitioner: Murmur2Partitioner,
 };
 
 // Kafka refuses a record batch over the broker's message.max.bytes (1 MiB by default), and
 // kafkajs puts all of a send's messages for one partition into one record batch.
 export const MAX_SEND_BYTES = 768 * 1024;
 
+const size = (v: unknown) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : (v as Buffer).length);
+
 function messageBytes(m: ProducerRecord['messages'][number]): number {
-  const size = (v: unknown) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : (v as Buffer).length);
   let headers = 0;
   for (const [k, v] of Object.entries(m.headers ?? {})) headers += k.length + size(v);
   return size(m.key) + size(m.value) + headers + 64;
