@@ -4,85 +4,50 @@ import { encodeRow, INT64_MAX, type RatedRow } from './row-format.js';
 /**
  * The fast path of decodeRatedEvent: reads the JSON text the rater writes in one pass, without
  * JSON.parse, zod, bigint or Date, which cost several times the rest of the sink's JavaScript.
- * It only ever accepts: JSON in the rater's plain form (no whitespace, no escapes in strings,
- * integers without sign, fraction or exponent, no unknown or repeated keys, keys in any order),
- * money with at most 12 integer digits, timestamps as toISOString() writes them. Anything else
- * returns undefined and gets JSON.parse, zod's verdict and toRow instead. For what it accepts it
- * gives exactly the row that path gives; sink/test/rows.test.ts compares the two on generated
- * messages.
+ * It only ever accepts: the plain JSON that JSON.stringify writes for the contract's object (its
+ * keys in RatedEvent's order, as the rater builds it; no whitespace, no escapes in strings,
+ * integers without sign, fraction or exponent), money with at most 12 integer digits, timestamps
+ * as toISOString() writes them. Anything else returns undefined and gets JSON.parse, zod's
+ * verdict and toRow instead. For what it accepts it gives exactly the row that path gives;
+ * sink/test/rows.test.ts compares the two on generated messages.
  */
 export function canonicalRow(text: string): RatedRow | undefined {
   const c = new Cursor(text);
-  if (!c.take(LBRACE)) return undefined;
-  const f: Partial<Record<Field, string>> = {};
-  let grantsSum = '';
-  do {
-    const key = c.string();
-    if (key === undefined || !c.take(COLON) || !FIELDS.has(key) || f[key as Field] !== undefined) return undefined;
-    let value: string | undefined;
-    switch (key as Field) {
-      case 'event_id': case 'account_id': case 'product':
-        value = c.string();
-        if (value !== undefined && !isId(value)) return undefined;
-        break;
-      case 'currency':
-        value = c.string();
-        if (!CURRENCIES.has(value)) return undefined;
-        break;
-      case 'unit':
-        value = c.string();
-        if (!UNITS.has(value)) return undefined;
-        break;
-      case 'quantity': case 'unit_price': case 'amount': case 'postpaid': case 'overdraft':
-        value = micros(c.string());
-        break;
-      case 'balance_after':
-        value = signedMicros(c.string());
-        break;
-      case 'per': case 'ledger_seq':
-        value = c.positiveInt();
-        break;
-      case 'timestamp': case 'rated_at':
-        value = dateTime64(c.string());
-        break;
-      case 'grants': {
-        const start = c.pos;
-        const sum = grants(c);
-        if (sum === undefined) return undefined;
-        grantsSum = sum;
-        value = text.slice(start, c.pos);
-        break;
-      }
-      case 'properties': {
-        const start = c.pos;
-        value = properties(c) ? text.slice(start, c.pos) : undefined;
-        break;
-      }
-    }
-    if (value === undefined) return undefined;
-    f[key as Field] = value;
-  } while (c.take(COMMA));
-  if (!c.take(RBRACE) || c.pos !== text.length) return undefined;
-  const { event_id, account_id, product, quantity, unit, unit_price, per, currency, amount, grants: grantsJson, postpaid, overdraft,
-    balance_after, ledger_seq, timestamp, rated_at, properties: props } = f;
+  const event_id = c.key('{"event_id":') ? id(c.string()) : undefined;
+  const account_id = c.key(',"account_id":') ? id(c.string()) : undefined;
+  const product = c.key(',"product":') ? id(c.string()) : undefined;
+  const quantity = c.key(',"quantity":') ? micros(c.string()) : undefined;
+  const unit = c.key(',"unit":') ? oneOf(UNITS, c.string()) : undefined;
+  const unit_price = c.key(',"unit_price":') ? micros(c.string()) : undefined;
+  const per = c.key(',"per":') ? c.positiveInt() : undefined;
+  const currency = c.key(',"currency":') ? oneOf(CURRENCIES, c.string()) : undefined;
+  const amount = c.key(',"amount":') ? micros(c.string()) : undefined;
+  const grantsAt = c.key(',"grants":') ? c.pos : -1;
+  const from_grants = grantsAt === -1 ? undefined : grants(c);
+  const grantsJson = text.slice(grantsAt, c.pos);
+  const postpaid = c.key(',"postpaid":') ? micros(c.string()) : undefined;
+  const overdraft = c.key(',"overdraft":') ? micros(c.string()) : undefined;
+  const balance_after = c.key(',"balance_after":') ? signedMicros(c.string()) : undefined;
+  const ledger_seq = c.key(',"ledger_seq":') ? c.positiveInt() : undefined;
+  const event_time = c.key(',"timestamp":') ? dateTime64(c.string()) : undefined;
+  const rated_at = c.key(',"rated_at":') ? dateTime64(c.string()) : undefined;
+  const propertiesAt = c.key(',"properties":') ? c.pos : -1;
+  const props = propertiesAt === -1 ? '{}' : properties(c) ? text.slice(propertiesAt, c.pos) : undefined;
   if (event_id === undefined || account_id === undefined || product === undefined || quantity === undefined || unit === undefined
-    || unit_price === undefined || per === undefined || currency === undefined || amount === undefined || grantsJson === undefined
+    || unit_price === undefined || per === undefined || currency === undefined || amount === undefined || from_grants === undefined
     || postpaid === undefined || overdraft === undefined || balance_after === undefined || ledger_seq === undefined
-    || timestamp === undefined || rated_at === undefined) {
+    || event_time === undefined || rated_at === undefined || props === undefined || !c.key('}') || c.pos !== text.length) {
     return undefined;
   }
   return encodeRow({
-    account_id, event_id, product, currency, unit, quantity, unit_price, per, amount, from_grants: grantsSum,
-    postpaid, overdraft, balance_after, ledger_seq, grants: grantsJson, properties: props ?? '{}',
-    event_time: timestamp, rated_at,
+    account_id, event_id, product, currency, unit, quantity, unit_price, per, amount, from_grants,
+    postpaid, overdraft, balance_after, ledger_seq, grants: grantsJson, properties: props, event_time, rated_at,
   });
 }
 
-const FIELDS = new Set(Object.keys(RatedEvent.shape));
-type Field = keyof typeof RatedEvent.shape;
-const CURRENCIES = new Set<unknown>(RatedEvent.shape.currency.options);
-const UNITS = new Set<unknown>(RatedEvent.shape.unit.options);
-const GRANT_KINDS = new Set<unknown>(GrantKind.options);
+const CURRENCIES = new Set<string | undefined>(RatedEvent.shape.currency.options);
+const UNITS = new Set<string | undefined>(RatedEvent.shape.unit.options);
+const GRANT_KINDS = new Set<string | undefined>(GrantKind.options);
 // The contract's Id: 1 to 128 of these characters.
 const ID = /^[A-Za-z0-9._:-]+$/;
 // What toISOString() writes, hours, minutes and seconds in range; the day is checked below.
@@ -90,17 +55,17 @@ const ISO_UTC_MS = /^\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/
 // An array index, which a JS object orders before its other keys.
 const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
 const PAD = ['000000', '00000', '0000', '000', '00', '0', ''];
-const [LBRACE, RBRACE, LBRACKET, RBRACKET, COLON, COMMA, QUOTE, BACKSLASH] = [...'{}[]:,"\\'].map((ch) => ch.charCodeAt(0)) as number[] as [
-  number, number, number, number, number, number, number, number,
-];
+const QUOTE = 34;
+const BACKSLASH = 92;
 
 class Cursor {
   pos = 0;
   constructor(readonly text: string) {}
 
-  take(char: number): boolean {
-    if (this.text.charCodeAt(this.pos) !== char) return false;
-    this.pos++;
+  /** Consumes the literal text if it comes next. */
+  key(literal: string): boolean {
+    if (!this.text.startsWith(literal, this.pos)) return false;
+    this.pos += literal.length;
     return true;
   }
 
@@ -133,21 +98,19 @@ class Cursor {
 
 /** Consumes the grants array, checking each grant; returns the sum of their micro-units. */
 function grants(c: Cursor): string | undefined {
-  if (!c.take(LBRACKET)) return undefined;
-  if (c.take(RBRACKET)) return '0';
+  if (!c.key('[')) return undefined;
+  if (c.key(']')) return '0';
   let sum = 0n;
   let first: string | undefined;
   let n = 0;
   do {
-    if (!c.take(LBRACE) || c.string() !== 'grant_id' || !c.take(COLON) || c.string() === undefined) return undefined;
-    if (!c.take(COMMA) || c.string() !== 'kind' || !c.take(COLON) || !GRANT_KINDS.has(c.string())) return undefined;
-    if (!c.take(COMMA) || c.string() !== 'amount' || !c.take(COLON)) return undefined;
-    const m = micros(c.string());
-    if (m === undefined || !c.take(RBRACE)) return undefined;
+    if (!c.key('{"grant_id":') || c.string() === undefined || !c.key(',"kind":') || oneOf(GRANT_KINDS, c.string()) === undefined) return undefined;
+    const m = c.key(',"amount":') ? micros(c.string()) : undefined;
+    if (m === undefined || !c.key('}')) return undefined;
     if (n++ === 0) first = m;
     else sum += BigInt(m);
-  } while (c.take(COMMA));
-  if (!c.take(RBRACKET)) return undefined;
+  } while (c.key(','));
+  if (!c.key(']')) return undefined;
   if (n === 1) return first;
   sum += BigInt(first!);
   return sum > INT64_MAX ? undefined : sum.toString();
@@ -159,20 +122,24 @@ function grants(c: Cursor): string | undefined {
  * and no __proto__ (which zod drops).
  */
 function properties(c: Cursor): boolean {
-  if (!c.take(LBRACE)) return false;
-  if (c.take(RBRACE)) return true;
+  if (!c.key('{')) return false;
+  if (c.key('}')) return true;
   const keys: string[] = [];
   do {
     const key = c.string();
     if (key === undefined || key === '__proto__' || INDEX_KEY.test(key) || keys.includes(key)) return false;
-    if (!c.take(COLON) || c.string() === undefined) return false;
+    if (!c.key(':') || c.string() === undefined) return false;
     keys.push(key);
-  } while (c.take(COMMA));
-  return c.take(RBRACE);
+  } while (c.key(','));
+  return c.key('}');
 }
 
-function isId(v: string): boolean {
-  return v.length <= 128 && ID.test(v);
+function id(v: string | undefined): string | undefined {
+  return v !== undefined && v.length <= 128 && ID.test(v) ? v : undefined;
+}
+
+function oneOf(values: Set<string | undefined>, v: string | undefined): string | undefined {
+  return values.has(v) ? v : undefined;
 }
 
 function isDigit(ch: number): boolean {

@@ -12,7 +12,8 @@ export const SinkConfig = BaseConfig.extend({
   // sink must not write the few thousand rows that arrived during its previous insert.
   SINK_FETCH_MIN_BYTES: z.coerce.number().int().min(1).default(8 * 1024 * 1024),
   SINK_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(30_000).default(1_000),
-  SINK_MAX_BYTES_PER_PARTITION: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+  // At least SINK_FETCH_MIN_BYTES: a partition catching up alone must be able to fill a fetch.
+  SINK_MAX_BYTES_PER_PARTITION: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
   SINK_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).default(30_000),
   // Backoff while ClickHouse (or the dead-letter topic) fails: doubles from initial up to max.
   SINK_RETRY_INITIAL_MS: z.coerce.number().int().min(1).default(500),

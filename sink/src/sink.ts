@@ -57,7 +57,9 @@ export async function startSink({ config, ch, database, kafka, log, onFatal }: S
   const consumer = kafka.consumer({
     groupId: config.SINK_GROUP_ID,
     sessionTimeout: config.SINK_SESSION_TIMEOUT_MS,
-    minBytes: config.SINK_FETCH_MIN_BYTES,
+    // The broker returns at most maxBytesPerPartition of a partition: were minBytes more than that,
+    // a backlog in one partition alone would wait out maxWaitTimeInMs on every fetch.
+    minBytes: Math.min(config.SINK_FETCH_MIN_BYTES, config.SINK_MAX_BYTES_PER_PARTITION),
     maxWaitTimeInMs: config.SINK_FETCH_MAX_WAIT_MS,
     maxBytesPerPartition: config.SINK_MAX_BYTES_PER_PARTITION,
     maxBytes: 4 * config.SINK_MAX_BYTES_PER_PARTITION,

@@ -42,26 +42,26 @@ export async function writeFresh(ch: ClickHouseClient, database: string, batch: 
  * lookup simply ignores. A republished event is the same ledger row, so it carries the same
  * event_time as the stored one: bounding event_time by the batch's own lets ClickHouse skip every
  * part whose time range (the partition key's min-max index) lies outside it, instead of probing
- * each part of an ever-growing table with thousands of keys.
+ * each part of an ever-growing table with thousands of keys. The ids travel as one text each,
+ * split in SQL (ids hold no newline): ClickHouse reads that several times faster than an
+ * Array(String) parameter of thousands of elements.
  */
 export async function findExisting(ch: ClickHouseClient, database: string, rows: readonly RatedRow[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
   const accounts = new Set<string>();
-  const events = new Set<string>();
   // Fixed-width 'YYYY-MM-DD hh:mm:ss.sss' (rows.ts keeps years to 1900-2299): text order is time order.
   let from = rows[0]!.event_time;
   let to = from;
   for (const r of rows) {
     accounts.add(r.account_id);
-    events.add(r.event_id);
     if (r.event_time < from) from = r.event_time;
     if (r.event_time > to) to = r.event_time;
   }
   const rs = await ch.query({
     query: `SELECT account_id, event_id FROM ${database}.rated_events
             WHERE event_time BETWEEN {from:DateTime64(3, 'UTC')} AND {to:DateTime64(3, 'UTC')}
-              AND account_id IN {accounts:Array(String)} AND event_id IN {events:Array(String)}`,
-    query_params: { from, to, accounts: [...accounts], events: [...events] },
+              AND account_id IN splitByChar('\\n', {accounts:String}) AND event_id IN splitByChar('\\n', {events:String})`,
+    query_params: { from, to, accounts: [...accounts].join('\n'), events: rows.map((r) => r.event_id).join('\n') },
     format: 'JSONCompactEachRow',
     // Over HTTP thousands of ids would not fit a URL; chDB ignores this.
     use_multipart_params_auto: true,
@@ -93,7 +93,7 @@ export function dedupToken(ranges: readonly OffsetRange[], keys: readonly string
 export async function insertRows(ch: ClickHouseClient, database: string, rows: readonly RatedRow[], token: string): Promise<void> {
   const query = `INSERT INTO ${database}.rated_events (${COLUMNS.join(', ')}) SETTINGS async_insert = 0, insert_deduplicate = 1, `
     + `insert_deduplication_token = ${sqlString(token)}, deduplicate_blocks_in_dependent_materialized_views = 1 `
-    + (process.env.XSET ?? '') + 'FORMAT JSONCompactEachRow';
+    + 'FORMAT JSONCompactEachRow';
   const { stream } = await ch.exec({ query, values: Readable.from([rows.map((r) => r.line).join('\n')]) });
   stream.destroy();
 }

@@ -50,6 +50,8 @@ describe('rated event -> rated_events row', () => {
   it('rejects, with a reason, what rated_events could not hold exactly', () => {
     const huge = ratedEvent(2, ['acct-1'], { amount: '999999999999999.999999' });
     expect(decode(huge)).toMatchObject({ ok: false, code: 'OUT_OF_RANGE', reason: 'amount does not fit Int64 micro-units' });
+    const manyGrants = ratedEvent(2, ['acct-1'], { grants: Array.from({ length: 10 }, (_, k) => ({ grant_id: `g${k}`, kind: 'gift', amount: '999999999999.999999' })) });
+    expect(decode(manyGrants)).toMatchObject({ ok: false, code: 'OUT_OF_RANGE', reason: 'grants does not fit Int64 micro-units' });
     const ancient = ratedEvent(2, ['acct-1'], { timestamp: '1899-12-31T23:59:59.999Z' });
     expect(decode(ancient)).toMatchObject({ ok: false, code: 'OUT_OF_RANGE', reason: expect.stringContaining('timestamp') });
     expect(decode('{"event_id":')).toMatchObject({ ok: false, code: 'INVALID_JSON' });
