@@ -22,16 +22,14 @@ export interface UniqueRows {
  */
 export async function writeFresh(ch: ClickHouseClient, database: string, batch: UniqueRows, ranges: readonly OffsetRange[]): Promise<number> {
   const existing = await findExisting(ch, database, batch.rows);
-  if (existing.size === 0) {
-    if (batch.rows.length > 0) await insertRows(ch, database, batch.rows, dedupToken(ranges, batch.keys));
-    return batch.rows.length;
+  const fresh: UniqueRows = existing.size === 0 ? batch : { rows: [], keys: [] };
+  if (fresh !== batch) {
+    batch.keys.forEach((key, i) => {
+      if (existing.has(key)) return;
+      fresh.rows.push(batch.rows[i]!);
+      fresh.keys.push(key);
+    });
   }
-  const fresh: UniqueRows = { rows: [], keys: [] };
-  batch.keys.forEach((key, i) => {
-    if (existing.has(key)) return;
-    fresh.rows.push(batch.rows[i]!);
-    fresh.keys.push(key);
-  });
   if (fresh.rows.length > 0) await insertRows(ch, database, fresh.rows, dedupToken(ranges, fresh.keys));
   return fresh.rows.length;
 }

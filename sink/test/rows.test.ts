@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RatedEvent } from '@meterstream/schemas';
 import { canonicalRow } from '../src/canonical.js';
-import { COLUMNS, type RatedRow } from '../src/row-format.js';
+import type { RatedRow } from '../src/row-format.js';
 import { decodeRatedEvent, toRow, type Decoded } from '../src/rows.js';
 import { ratedEvent, ratedEvents } from './support/rated-events.js';
 
@@ -41,8 +41,7 @@ describe('rated event -> rated_events row', () => {
     expect(d.ok).toBe(true);
     const row = (d as { row: RatedRow }).row;
     expect(row).toMatchObject({ account_id: 'acct-1', event_id: 'ev-1', event_time: '2024-01-31 23:30:00.123' });
-    // Int64 columns as bare digits, which ClickHouse reads exactly; in COLUMNS order.
-    expect(COLUMNS).toHaveLength(18);
+    // In COLUMNS' order; Int64 columns as bare digits, which ClickHouse reads exactly.
     expect(row.line).toBe(`["acct-1","ev-1","voice","USD","second",123456789123456,333,1,41111111111,41000100001,111011110,0,-12500000,2,`
       + `${JSON.stringify(JSON.stringify(e.grants))},{},"2024-01-31 23:30:00.123","2024-02-01 00:00:00.000"]`);
   });
@@ -62,8 +61,7 @@ describe('rated event -> rated_events row', () => {
   });
 
   it('takes the fast path for what the rater publishes', () => {
-    const rated = ratedEvents(0, 200, ['acct-1', 'acct-2']).map((e) => ({ ...e, timestamp: new Date(e.timestamp).toISOString() }));
-    for (const e of rated) expect(canonicalRow(JSON.stringify(e))).toEqual(toRow(e));
+    for (const e of ratedEvents(0, 200, ['acct-1', 'acct-2'])) expect(canonicalRow(JSON.stringify(e))).toEqual(toRow(e));
   });
 
   it('decides every message exactly as zod and toRow do', () => {
