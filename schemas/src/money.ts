@@ -2,6 +2,20 @@
 // Nothing here ever touches a float: JSON numbers are re-read from their shortest decimal text.
 
 export const MICROS = 1_000_000n;
+
+// Every amount Postgres (int8), Redis and ClickHouse (Int64) hold must fit in a signed 64-bit
+// integer, sums included. Single values are therefore capped far below 2^63 - 1 (9.22e18):
+/** Largest quantity of one event: 999,999,999,999.999999 units (10^18 - 1 micro-units). */
+export const MAX_QUANTITY_MICROS = 10n ** 18n - 1n;
+/**
+ * Largest single money amount (a unit price, a grant, one event's price, a top-up):
+ * 999,999,999.999999 in the account's currency (10^15 - 1 micro-units), so that at least
+ * 9,000 such amounts add up inside int8 (balances, monthly sums).
+ */
+export const MAX_MONEY_MICROS = 10n ** 15n - 1n;
+/** Signed 64-bit bounds of every stored amount. */
+export const INT64_MAX = 2n ** 63n - 1n;
+export const INT64_MIN = -(2n ** 63n);
 const DECIMAL = /^(-)?(\d{1,15})(?:\.(\d{1,6}))?$/;
 
 export class DecimalError extends Error {

@@ -1,0 +1,33 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { BillingMode, Currency, GrantKind, Unit } from '@meterstream/schemas';
+
+// The zod enums are the contract; the Postgres CHECK lists repeat them. Nothing else ties the two
+// together, so this reads every migration and compares, column by column.
+const dir = fileURLToPath(new URL('../migrations/postgres/', import.meta.url));
+const sql = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort().map((f) => readFileSync(dir + f, 'utf8')).join('\n');
+
+/** Every `CHECK (<column> IN ('a', 'b'))` in the migrations, as table.column -> values. */
+function checkLists(): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const table of sql.matchAll(/CREATE TABLE (\w+) \(([\s\S]*?)\n\);/g)) {
+    for (const m of table[2]!.matchAll(/^\s*(\w+)\s[^\n]*CHECK \(\1 IN \(([^)]*)\)\)/gm)) {
+      out.set(`${table[1]}.${m[1]}`, [...m[2]!.matchAll(/'([^']*)'/g)].map((v) => v[1]!));
+    }
+  }
+  return out;
+}
+
+describe('zod enums and SQL CHECK lists', () => {
+  const lists = checkLists();
+  it.each([
+    ['accounts.currency', Currency.options],
+    ['accounts.billing_mode', BillingMode.options],
+    ['grants.kind', GrantKind.options],
+    ['prices.currency', Currency.options],
+    ['prices.unit', Unit.options],
+  ])('%s allows exactly the contract values', (column, values) => {
+    expect(lists.get(column)?.slice().sort()).toEqual([...values].sort());
+  });
+});
