@@ -2,19 +2,9 @@
 // process per data directory, so ingest, rater and sink share this one), fed a sample workload
 // through the HTTP API, then a report of what happened.
 import { randomBytes } from 'node:crypto';
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
-import { createClickHouse } from '@meterstream/schemas/clickhouse';
-import { createPool } from '@meterstream/schemas/postgres';
-import { createRedis } from '@meterstream/schemas/redis';
-import { createKafka } from '@meterstream/schemas/kafka';
-import { migrateClickHouse, migratePostgres } from '@meterstream/schemas/migrate';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
 import { formatMicros } from '@meterstream/schemas';
-import { start, IngestConfig } from '@meterstream/ingest';
-import { startRater, RaterConfig } from '@meterstream/rater';
-import { startSink, SinkConfig } from '@meterstream/sink';
 import { PRICE_LIST, workload } from '@meterstream/bench/workload';
+import { startPipeline } from './pipeline.js';
 
 const ACCOUNTS = Number(process.env.DEMO_ACCOUNTS ?? 200);
 const EVENTS = Number(process.env.DEMO_EVENTS ?? 20_000);
@@ -26,20 +16,8 @@ const env = {
   LOG_LEVEL: 'warn',
   ...process.env,
 };
-const ingestConfig = loadConfig(IngestConfig, env);
-const log = createLogger('demo', ingestConfig.LOG_LEVEL);
+const { config: ingestConfig, ingest, ch, database: db, pool, stop } = await startPipeline(env, 'demo');
 const say = (line = '') => process.stdout.write(`${line}\n`);
-
-await migratePostgres(ingestConfig.DATABASE_URL, log);
-const ch = await createClickHouse({ url: ingestConfig.CLICKHOUSE_URL, chdbPath: ingestConfig.CHDB_PATH });
-const db = ingestConfig.CLICKHOUSE_DATABASE;
-await migrateClickHouse(ch, db, log);
-const pool = createPool(ingestConfig.DATABASE_URL, 10);
-const redis = createRedis(ingestConfig.REDIS_URL);
-const kafka = createKafka(ingestConfig.KAFKA_BROKERS, 'meterstream-demo', log);
-const ingest = await start({ config: ingestConfig, ch, log });
-const rater = await startRater({ config: loadConfig(RaterConfig, env), pool, cache: new BalanceCache(redis, ingestConfig.REDIS_PREFIX), kafka, log });
-const sink = await startSink({ config: loadConfig(SinkConfig, env), ch, database: db, kafka, log });
 
 say(`meterstream demo: ingest ${ingest.url}, Kafka ${ingestConfig.KAFKA_BROKERS}, ClickHouse ${ingestConfig.CLICKHOUSE_URL ?? `chDB in-process (${ingestConfig.CHDB_PATH})`}`);
 async function api<T>(method: string, path: string, body?: unknown, key = ingestConfig.ADMIN_API_KEY): Promise<T> {
@@ -119,12 +97,7 @@ for (const row of busiest.rows) {
 const summary = await api<{ totals: unknown }>('POST', '/v1/credits/projections/usage-summary', { account_id: busiest.rows[0]!.account_id });
 say(`\nusage summary of the busiest account (30 days, from ClickHouse): ${JSON.stringify(summary.totals)}`);
 
-await ingest.close();
-await rater.stop();
-await sink.stop();
-await ch.close();
-await pool.end();
-redis.disconnect();
+await stop();
 const exact = inCh.amount === (ledger.amount ?? 0n).toString() && ledger.amount === b.burned + b.postpaid + b.overdraft;
 say(exact ? '\nall books balance.' : '\nBOOKS DO NOT BALANCE');
 process.exit(exact ? 0 : 1);

@@ -3,10 +3,12 @@
 # Everything the scripts create lives in deploy/.stack/ (git-ignored).
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-STACK_DIR="$DEPLOY_DIR/.stack"
+# MS_STACK_DIR puts a second stack's broker data, pid and log files elsewhere (the fault matrix
+# runs its own broker on other ports and kills it); the Kafka jars stay shared by every stack.
+STACK_DIR=${MS_STACK_DIR:-$DEPLOY_DIR/.stack}
 KAFKA_POM="$DEPLOY_DIR/kafka/pom.xml"
 KAFKA_HOME="$STACK_DIR/kafka"
-KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_LIBS="$DEPLOY_DIR/.stack/kafka/libs"
 KAFKA_DATA="$KAFKA_HOME/data"
 KAFKA_LOGS="$KAFKA_HOME/logs"
 KAFKA_PID_FILE="$KAFKA_HOME/kafka.pid"
@@ -73,7 +75,7 @@ kafka_ensure_libs() {
   command -v mvn >/dev/null || { err "mvn not found: needed once to fetch Kafka jars (apt-get install maven)"; return 1; }
   say "resolving Apache Kafka $KAFKA_VERSION jars from Maven Central into ${KAFKA_LIBS#"$DEPLOY_DIR"/} (first run only)..."
   local tmp="$KAFKA_LIBS.tmp"
-  rm -rf "$tmp"; mkdir -p "$KAFKA_HOME"
+  rm -rf "$tmp"; mkdir -p "$KAFKA_HOME" "${KAFKA_LIBS%/*}"
   # Output goes to a file (mvn -q still emits stray ANSI resets); shown only on failure.
   if ! mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$tmp" >"$KAFKA_HOME/mvn.log" 2>&1 </dev/null; then

@@ -7,7 +7,8 @@
 #   Postgres : checked at $DATABASE_URL (not started here).
 #   ClickHouse needs nothing: embedded chDB runs in-process (CLICKHOUSE_URL for a server).
 # Env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_HEAP_OPTS (-Xms256m -Xmx768m),
-#      KAFKA_START_TIMEOUT seconds (90), KAFKA_BROKERS, REDIS_URL, DATABASE_URL.
+#      KAFKA_START_TIMEOUT seconds (90), KAFKA_BROKERS, REDIS_URL, DATABASE_URL,
+#      MS_STACK_DIR (deploy/.stack: broker data, pid and logs; another one + other ports = a second broker).
 # Stop with deploy/down.sh (--purge also wipes Kafka data).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -2,17 +2,22 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import { ID_MAX_LENGTH } from '@meterstream/schemas';
 import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
 import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
 import type { Pool } from '@meterstream/schemas/postgres';
-import { ApiKeys } from './auth.js';
-import type { IngestConfig } from './config.js';
-import { installErrorHandlers } from './errors.js';
+import type { Redis } from '@meterstream/schemas/redis';
+import { installApiKeys } from './auth.js';
+import { serverTimeouts, type IngestConfig } from './config.js';
+import { attributeErrors } from './dependencies.js';
+import { envelopeServerOptions, installErrorHandlers } from './errors.js';
 import type { UsageEventProducer } from './producer-client.js';
+import { installRateLimit } from './rate-limit.js';
 import { accountRoutes } from './routes/accounts.js';
 import { balanceRoutes } from './routes/balance.js';
 import type { RouteContext } from './routes/context.js';
 import { eventRoutes } from './routes/events.js';
+import { keyRoutes } from './routes/keys.js';
 import { priceRoutes } from './routes/prices.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { usageSummaryRoutes } from './routes/usage-summary.js';
@@ -22,9 +27,14 @@ export interface AppDeps {
   pool: Pool;
   cache: BalanceCache;
   producer: UsageEventProducer;
-  ch: ClickHouseClient;
+  /** null: no ClickHouse holding the sink's data is reachable (embedded chDB, sink in another process). */
+  ch: ClickHouseClient | null;
   chDatabase: string;
   log: Logger;
+  /** Where rate-limit counts are shared between instances; without it each process counts alone. */
+  redis?: Redis;
+  /** false only where nothing is served (generating the OpenAPI document): no LISTEN for key revocations. */
+  listenForKeyChanges?: boolean;
 }
 
 /** The HTTP API; owns none of the clients it is given (the caller closes them). */
@@ -32,7 +42,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { log, ...rest } = deps;
   // Typed as Fastify's logger so the instance keeps Fastify's default generics.
   const loggerInstance: FastifyBaseLogger = log;
-  const app = Fastify({ loggerInstance, bodyLimit: deps.config.MAX_BODY_BYTES }).withTypeProvider<ZodTypeProvider>();
+  const app = Fastify({
+    loggerInstance,
+    bodyLimit: deps.config.MAX_BODY_BYTES,
+    // Every id the contract allows must be routable as a path parameter.
+    routerOptions: { maxParamLength: ID_MAX_LENGTH },
+    ...envelopeServerOptions,
+    ...serverTimeouts(deps.config),
+  }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('principal', null as never);
@@ -52,13 +69,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     transform: jsonSchemaTransform,
   });
 
-  const ctx: RouteContext = { ...rest, keys: new ApiKeys(deps.pool, deps.config.ADMIN_API_KEY) };
+  // Each client's errors are attributed to it, so that a 503 names the dependency that is down.
+  const pool = attributeErrors(deps.pool, 'postgres', ['connect']);
+  const ctx: RouteContext = {
+    ...rest,
+    pool,
+    cache: attributeErrors(deps.cache, 'redis'),
+    producer: attributeErrors(deps.producer, 'kafka'),
+    ch: deps.ch && attributeErrors(deps.ch, 'clickhouse', ['query']),
+    keys: await installApiKeys(app, pool, deps.config, log, { listen: deps.listenForKeyChanges ?? true }),
+  };
+  await installRateLimit(app, { config: deps.config, redis: deps.redis, log });
   await app.register(eventRoutes, ctx);
   await app.register(accountRoutes, ctx);
   await app.register(balanceRoutes, ctx);
   await app.register(transactionRoutes, ctx);
   await app.register(priceRoutes, ctx);
   await app.register(usageSummaryRoutes, ctx);
+  await app.register(keyRoutes, ctx);
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));

@@ -1,6 +1,8 @@
 // JSON.parse reads `"quantity": 0.10000000000000000055` as the double 0.1, silently changing what
-// the producer sent (and hiding that it had more than 6 decimals). Before parsing, each event's
-// numeric quantity literal is wrapped in quotes, so the contract's Quantity sees the exact text.
+// the producer sent (and hiding that it had more than 6 decimals). Node 20's JSON.parse gives a
+// reviver no source text, so before parsing, each event's numeric quantity literal is wrapped in
+// quotes and the contract's Quantity judges the exact text. One pass over the body, with
+// JSON.parse doing the rest: a full JavaScript JSON parser would cost several times more.
 
 const QUANTITY = 'quantity';
 const JSON_NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
@@ -19,28 +21,50 @@ function stringEnd(text: string, start: number): number {
 }
 
 /**
+ * Whether the string literal text[start..end] (quotes included) means "quantity". An escaped
+ * spelling ("quan\u0074ity") means the same key to JSON.parse, so it is decoded before comparing;
+ * `nextBackslash` (the first backslash at or after `start`, or -1) keeps that test O(1).
+ */
+function isQuantityKey(text: string, start: number, end: number, nextBackslash: number): boolean {
+  if (nextBackslash < 0 || nextBackslash > end) {
+    return end - start - 1 === QUANTITY.length && text.startsWith(QUANTITY, start + 1);
+  }
+  try {
+    return JSON.parse(text.slice(start, end + 1)) === QUANTITY;
+  } catch {
+    return false; // not a valid string: JSON.parse will refuse the whole text anyway
+  }
+}
+
+/**
  * Quotes number literals that are the value of a top-level "quantity" key of an event object
- * (object depth 1: a lone event, an array element or an NDJSON line). Anything else, and any
- * text that is not valid JSON, is left as is for JSON.parse to judge.
+ * (object depth 1: a lone event, an array element or an NDJSON line), however the key is spelled.
+ * Anything else, and any text that is not valid JSON, is left as is for JSON.parse to judge.
  */
 export function quoteQuantities(text: string): string {
   let out = '';
   let copied = 0;
   let depth = 0;
-  let lastStringWasQuantity = false;
+  let nextBackslash = text.indexOf('\\');
+  // The last string literal seen, until the next token: a key if a ':' follows.
+  let stringStart = -1;
+  let stringStop = -1;
   let valueOfQuantity = false;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (c === ' ' || c === '\n' || c === '\r' || c === '\t') continue;
     if (c === '"') {
       const end = stringEnd(text, i);
-      lastStringWasQuantity = end - i - 1 === QUANTITY.length && text.startsWith(QUANTITY, i + 1);
+      if (nextBackslash >= 0 && nextBackslash < i) nextBackslash = text.indexOf('\\', i);
+      stringStart = i;
+      stringStop = end;
       valueOfQuantity = false;
       i = end;
       continue;
     }
     if (c === ':') {
-      valueOfQuantity = lastStringWasQuantity && depth === 1;
+      valueOfQuantity = depth === 1 && stringStart >= 0 && isQuantityKey(text, stringStart, stringStop, nextBackslash);
+      stringStart = -1;
       continue;
     }
     if (valueOfQuantity && (c === '-' || (c >= '0' && c <= '9'))) {
@@ -55,7 +79,7 @@ export function quoteQuantities(text: string): string {
     } else if (c === '{') depth++;
     else if (c === '}') depth--;
     valueOfQuantity = false;
-    lastStringWasQuantity = false;
+    stringStart = -1;
   }
   return copied === 0 ? text : out + text.slice(copied);
 }

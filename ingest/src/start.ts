@@ -7,13 +7,16 @@ import { createLogger, type Logger } from '@meterstream/schemas/logger';
 import { createPool } from '@meterstream/schemas/postgres';
 import { createRedis } from '@meterstream/schemas/redis';
 import { buildApp } from './app.js';
-import type { IngestConfig } from './config.js';
+import { NO_SINK_CLICKHOUSE, type IngestConfig } from './config.js';
 import { UsageEventProducer } from './producer-client.js';
 
 export interface StartOptions {
   config: IngestConfig;
   log?: Logger;
-  /** Share the process's ClickHouse client: embedded chDB allows one per process. */
+  /**
+   * The ClickHouse client of the sink running in this same process (what `npm start` passes):
+   * embedded chDB can be opened by one process only, so that is the only way to read it here.
+   */
   ch?: ClickHouseClient;
 }
 
@@ -24,8 +27,10 @@ export interface RunningIngest {
   close(): Promise<void>;
 }
 
+const APP_NAME = 'meterstream-ingest';
+
 export async function start({ config, log = createLogger('ingest', config.LOG_LEVEL), ch }: StartOptions): Promise<RunningIngest> {
-  const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-ingest', log);
+  const kafka = createKafka(config.KAFKA_BROKERS, APP_NAME, log, config);
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -40,9 +45,11 @@ export async function start({ config, log = createLogger('ingest', config.LOG_LE
     lingerMs: 0,
     maxAgeDays: config.EVENT_MAX_AGE_DAYS,
   });
-  const pool = createPool(config.DATABASE_URL);
-  const redis = createRedis(config.REDIS_URL);
-  const ownCh = ch ? null : await createClickHouse({ url: config.CLICKHOUSE_URL, chdbPath: config.CHDB_PATH });
+  const pool = createPool(config.DATABASE_URL, 10, { applicationName: APP_NAME, log, timeouts: config });
+  const redis = createRedis(config.REDIS_URL, { connectionName: APP_NAME, log, timeouts: config });
+  // A chDB of its own would be an empty one: without the sink beside it, only a server helps.
+  const ownCh = !ch && config.CLICKHOUSE_URL ? await createClickHouse({ url: config.CLICKHOUSE_URL, chdbPath: config.CHDB_PATH }) : null;
+  if (!ch && !ownCh) log.warn(`usage-summary disabled (answers 503): ${NO_SINK_CLICKHOUSE}`);
   const closeClients = async () => {
     try {
       await producer.close();
@@ -52,9 +59,9 @@ export async function start({ config, log = createLogger('ingest', config.LOG_LE
   };
   try {
     const app = await buildApp({
-      config, pool, producer, log,
+      config, pool, producer, log, redis,
       cache: new BalanceCache(redis, config.REDIS_PREFIX),
-      ch: ch ?? ownCh!,
+      ch: ch ?? ownCh,
       chDatabase: config.CLICKHOUSE_DATABASE,
     });
     const url = await app.listen({ host: config.INGEST_HOST, port: config.INGEST_PORT });

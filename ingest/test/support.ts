@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { expect } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { Kafka } from 'kafkajs';
 import { loadConfig } from '@meterstream/schemas/config';
+import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
 import { createLogger } from '@meterstream/schemas/logger';
 import { openClickHouse, openStack, type TestStack } from '../../tests/support/stack.js';
+import { test } from '../../tests/support/test.js';
 import { buildApp } from '../src/app.js';
 import { IngestConfig } from '../src/config.js';
 import { UsageEventProducer } from '../src/producer-client.js';
@@ -20,14 +24,17 @@ export interface TestIngest {
   close(): Promise<void>;
 }
 
-/** The ingest app on the real services, with names private to the calling test file. */
-export async function openIngest(name: string, env: Record<string, string> = {}): Promise<TestIngest> {
+/**
+ * The ingest app on the real services, with names private to the calling test file; `cache`
+ * replaces the stack's balance cache (e.g. one on a Redis of the test's own, to break it).
+ */
+export async function openIngest(name: string, env: Record<string, string> = {}, deps: { cache?: BalanceCache } = {}): Promise<TestIngest> {
   const stack = await openStack(name);
   const ch = await openClickHouse(name);
   const config = loadConfig(IngestConfig, { ...stack.env, ADMIN_API_KEY: ADMIN_KEY, ...env });
   const producer = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, lingerMs: 0 });
   const app = await buildApp({
-    config, pool: stack.pool, cache: stack.cache, producer, ch: ch.ch, chDatabase: ch.database,
+    config, pool: stack.pool, cache: deps.cache ?? stack.cache, producer, ch: ch.ch, chDatabase: ch.database,
     log: createLogger('ingest-test', config.LOG_LEVEL),
   });
   return {
@@ -39,6 +46,25 @@ export async function openIngest(name: string, env: Record<string, string> = {})
       await stack.close();
     },
   };
+}
+
+/**
+ * `test` with a file-scoped `ingest`: one app per test file, with topics, Redis prefix and groups of
+ * the file's own; tests isolate themselves by creating their own accounts. (It opens its own
+ * clients: in vitest 3.2 a file fixture cannot use the worker's, its context holds file values only.)
+ */
+export function ingestTest(env: Record<string, string> = {}) {
+  return test.extend<{ ingest: TestIngest }>({
+    ingest: [
+      // eslint-disable-next-line no-empty-pattern -- vitest reads the fixtures a function uses from its first parameter
+      async ({}, use) => {
+        const t = await openIngest(basename(expect.getState().testPath ?? 'ingest').replace(/\..*$/, ''), env);
+        await use(t);
+        await t.close();
+      },
+      { scope: 'file' },
+    ],
+  });
 }
 
 export async function createAccount(
@@ -90,3 +116,28 @@ export async function collectTopic(kafka: Kafka, topic: string) {
 }
 
 export const uid = (prefix = 'evt') => `${prefix}-${randomBytes(6).toString('hex')}`;
+
+export type TopicCollector = Awaited<ReturnType<typeof collectTopic>>;
+
+/**
+ * ingestTest with what the event routes' tests use: `topic`, the file's usage.events read from the
+ * start, and `acct`, an account (and its key) of the test's own.
+ */
+export function eventsTest(env: Record<string, string> = {}) {
+  return ingestTest(env).extend<{ topic: TopicCollector; acct: { id: string; api_key: string } }>({
+    topic: [
+      async ({ ingest }, use) => {
+        const topic = await collectTopic(ingest.stack.kafka, ingest.stack.topics.events);
+        await use(topic);
+        await topic.stop();
+      },
+      { scope: 'file' },
+    ],
+    acct: async ({ ingest }, use) => use(await createAccount(ingest.app)),
+  });
+}
+
+/** app.inject as a call: method, url, headers and an optional JSON payload. */
+export const injector = (app: FastifyInstance) =>
+  (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, headers: Record<string, string> = {}, payload?: unknown) =>
+    app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as object }) });

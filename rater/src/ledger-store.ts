@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from '@meterstream/schemas/postgres';
 import type { RatedEvent } from '@meterstream/schemas';
 import { eventKey, type LedgerRow, type RatedBatch } from './rate-batch.js';
+import { deadLetterRecords, type DeadLetter } from './dead-letters.js';
 
 const str = (v: bigint | number) => v.toString();
 
@@ -34,10 +35,12 @@ export async function findRated(c: PoolClient, keys: readonly { account: string;
 /**
  * Writes a rated batch in one statement, whatever its size: the rows travel as JSON documents
  * (one native JSON.stringify each) that Postgres turns into records, and data-modifying CTEs
- * apply the ledger rows, grant balances, account states, postpaid accrual and the offset together.
+ * apply the ledger rows, grant balances, account states, postpaid accrual, the dead letters and
+ * the offset together.
  */
 export async function writeBatch(
-  c: PoolClient, batch: RatedBatch, src: { groupId: string; topic: string; partition: number; nextOffset: string }, ratedAt: string,
+  c: PoolClient, batch: RatedBatch, dead: readonly DeadLetter[],
+  src: { groupId: string; topic: string; partition: number; nextOffset: string }, ratedAt: string,
 ): Promise<void> {
   const ledger = batch.rows.map((r) => ({
     account_id: r.accountId, event_id: r.eventId, seq: str(r.seq), product: r.product, quantity: str(r.quantity),
@@ -66,10 +69,16 @@ export async function writeBatch(
        INSERT INTO postpaid_usage (account_id, month, amount)
        SELECT id, month, amount FROM json_to_recordset($4::json) AS v(id text, month date, amount bigint)
        ON CONFLICT (account_id, month) DO UPDATE SET amount = postpaid_usage.amount + excluded.amount
+     ), dead_letter_inserts AS (
+       INSERT INTO dead_letters (src_topic, src_partition, src_offset, account_id, event_id, code, reason, msg_key, payload)
+       SELECT $6, $7, src_offset, account_id, event_id, code, reason, decode(msg_key, 'base64'), decode(payload, 'base64')
+         FROM json_to_recordset($9::json)
+           AS v(src_offset bigint, account_id text, event_id text, code text, reason text, msg_key text, payload text)
+       ON CONFLICT DO NOTHING
      )
      UPDATE consumer_offsets SET next_offset = $8 WHERE group_id = $5 AND topic = $6 AND partition = $7`,
     [JSON.stringify(ledger), JSON.stringify(grants), JSON.stringify(accounts), JSON.stringify(postpaid),
-      src.groupId, src.topic, src.partition, src.nextOffset],
+      src.groupId, src.topic, src.partition, src.nextOffset, JSON.stringify(deadLetterRecords(dead))],
   );
 }
 
@@ -109,6 +118,30 @@ export async function ledgerRowsFromSource(
       balanceAfter: d.balance_after,
     },
   }));
+}
+
+/**
+ * Moves the fence over offsets Kafka holds but never hands out (transaction markers, aborted
+ * records) when nothing else lies in between, i.e. the fence stands exactly at `from`; the
+ * published offset follows when everything before was published. False when the fence was elsewhere.
+ */
+export async function skipUnreadable(c: Pool | PoolClient, groupId: string, topic: string, partition: number, from: bigint, to: bigint): Promise<boolean> {
+  const r = await c.query(
+    `UPDATE consumer_offsets
+        SET next_offset = $5, published_offset = CASE WHEN published_offset = next_offset THEN $5 ELSE published_offset END
+      WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $4`,
+    [groupId, topic, partition, str(from), str(to)],
+  );
+  return r.rowCount === 1;
+}
+
+/** Where rating stands on these partitions, for the ones that have a row. */
+export async function publishedOffsets(c: Pool | PoolClient, groupId: string, topic: string, partitions: readonly number[]): Promise<Map<number, bigint>> {
+  const r = await c.query<{ partition: number; published_offset: bigint }>(
+    'SELECT partition, published_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2 AND partition = ANY($3::int[])',
+    [groupId, topic, partitions],
+  );
+  return new Map(r.rows.map((x) => [x.partition, x.published_offset]));
 }
 
 export async function markPublished(c: Pool | PoolClient, groupId: string, topic: string, partition: number, upTo: bigint): Promise<void> {

@@ -3,31 +3,52 @@ import { createLogger } from '@meterstream/schemas/logger';
 import { createPool } from '@meterstream/schemas/postgres';
 import { createRedis } from '@meterstream/schemas/redis';
 import { createKafka } from '@meterstream/schemas/kafka';
+import { retryWithBackoff, RetryAborted } from '@meterstream/schemas/backoff';
 import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
 import { RaterConfig } from './config.js';
-import { startRater } from './rater.js';
+import { startRater, type Rater } from './rater.js';
 
 const config = loadConfig(RaterConfig);
 const log = createLogger('rater', config.LOG_LEVEL);
-const pool = createPool(config.DATABASE_URL, config.RATER_CONCURRENCY + 3);
-const redis = createRedis(config.REDIS_URL);
-const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-rater', log);
-const starting = startRater({ config, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log });
+const pool = createPool(config.DATABASE_URL, config.RATER_CONCURRENCY + 3, { applicationName: 'meterstream-rater', log, timeouts: config });
+const redis = createRedis(config.REDIS_URL, { connectionName: 'meterstream-rater', log, timeouts: config });
+const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-rater', log, config);
+const shutdown = new AbortController();
+
+// Kafka or Postgres may be down or restarting when the rater starts: wait for them here rather
+// than exiting, which without a supervisor would stop rating for good.
+const starting: Promise<Rater | undefined> = retryWithBackoff(
+  () => startRater({ config, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log }),
+  {
+    initialMs: 500,
+    maxMs: 10_000,
+    signal: shutdown.signal,
+    onError: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs }, 'rater could not start (Kafka or Postgres unreachable); retrying'),
+  },
+).catch((err: unknown) => {
+  if (err instanceof RetryAborted) return undefined;
+  throw err;
+});
 
 // Handlers go in before the start completes: a SIGTERM during start-up still stops cleanly.
 let stopping = false;
-async function shutdown(signal: string) {
+async function stop(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'rater stopping: finishing the current batch');
-  await (await starting).stop();
+  // Leaving the group needs Kafka; an unreachable broker must not keep the process forever.
+  setTimeout(() => {
+    log.error({ afterMs: config.RATER_SHUTDOWN_TIMEOUT_MS }, 'rater did not stop in time; exiting (Postgres holds the position)');
+    process.exit(1);
+  }, config.RATER_SHUTDOWN_TIMEOUT_MS).unref();
+  shutdown.abort();
+  await (await starting)?.stop();
   await pool.end();
   redis.disconnect();
   log.info('rater stopped');
   process.exit(0);
 }
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
 
-await starting;
-log.info({ group: config.RATER_GROUP_ID }, 'rater started');
+if (await starting) log.info({ group: config.RATER_GROUP_ID }, 'rater started');

@@ -1,4 +1,5 @@
 import { UsageEvent } from '@meterstream/schemas';
+import { deadLetter, type DeadLetter } from './dead-letters.js';
 import type { SourceEvent } from './rate-batch.js';
 
 export interface RawMessage {
@@ -7,13 +8,11 @@ export interface RawMessage {
   value: Buffer | null;
 }
 
-export interface DeadLetter {
-  message: RawMessage;
-  code: string;
-  reason: string;
-}
-
-/** Decodes usage.events messages; anything unreadable becomes a dead letter, never a stall. */
+/**
+ * Decodes usage.events messages; anything unreadable becomes a dead letter, never a stall. The
+ * contract also refuses what Postgres could not store (NUL, lone surrogates, quantities past int8),
+ * so a message produced straight to Kafka, past ingest, is stopped here before any transaction.
+ */
 export function parseMessages(messages: readonly RawMessage[]): { events: SourceEvent[]; dead: DeadLetter[] } {
   const events: SourceEvent[] = [];
   const dead: DeadLetter[] = [];
@@ -22,13 +21,13 @@ export function parseMessages(messages: readonly RawMessage[]): { events: Source
     try {
       json = JSON.parse(m.value?.toString('utf8') ?? '');
     } catch {
-      dead.push({ message: m, code: 'INVALID_JSON', reason: 'message value is not JSON' });
+      dead.push(deadLetter(m, 'INVALID_JSON', 'message value is not JSON'));
       continue;
     }
     const parsed = UsageEvent.safeParse(json);
     if (!parsed.success) {
       const reason = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-      dead.push({ message: m, code: 'INVALID_EVENT', reason });
+      dead.push(deadLetter(m, 'INVALID_EVENT', reason));
       continue;
     }
     events.push({ offset: m.offset, event: parsed.data, eventMs: Date.parse(parsed.data.timestamp) });

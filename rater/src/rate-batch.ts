@@ -1,4 +1,4 @@
-import { formatMicros, priceMicros, type RatedEvent, type UsageEvent } from '@meterstream/schemas';
+import { formatMicros, INT64_MAX, MAX_MONEY_MICROS, priceMicros, type RatedEvent, type UsageEvent } from '@meterstream/schemas';
 import { balanceAt, monthOf, type AccountState } from '@meterstream/schemas/ledger/account-state';
 import type { PriceLookup } from './price-book.js';
 
@@ -38,7 +38,7 @@ export interface LedgerRow {
 
 export interface Rejection {
   offset: string;
-  code: 'UNKNOWN_ACCOUNT' | 'UNKNOWN_PRODUCT';
+  code: 'UNKNOWN_ACCOUNT' | 'UNKNOWN_PRODUCT' | 'AMOUNT_OUT_OF_RANGE';
   message: string;
 }
 
@@ -56,6 +56,28 @@ export interface RatedBatch {
 
 export const eventKey = (accountId: string, eventId: string): string => `${accountId}\u0000${eventId}`;
 
+export const emptyBatch = (): RatedBatch => ({ rows: [], rejected: [], duplicates: 0, grantRemaining: new Map(), postpaid: new Map(), changed: new Map() });
+
+/**
+ * Why charging this amount would take a stored value out of int8 (or past what one event may
+ * cost), if it would: Postgres would refuse the whole batch, so the event is refused alone.
+ */
+function amountProblem(amount: bigint, state: AccountState, eventMs: number, batchPostpaid: ReadonlyMap<string, bigint>): string | undefined {
+  if (amount > MAX_MONEY_MICROS) {
+    return `the event costs ${formatMicros(amount)} ${state.currency}, more than one event may cost (${formatMicros(MAX_MONEY_MICROS)})`;
+  }
+  const month = state.billingMode === 'postpaid' ? monthOf(eventMs) : undefined;
+  const accrued = month === undefined ? state.overdraft
+    : month === state.postpaidMonth ? state.postpaidAmount : (batchPostpaid.get(`${state.id}\u0000${month}`) ?? 0n);
+  if (accrued + amount <= INT64_MAX) return undefined; // fits even if no grant covers any of it
+  let usable = 0n;
+  for (const g of state.grants) if (g.expiresAt === null || g.expiresAt > eventMs) usable += g.remaining;
+  if (accrued + amount - usable <= INT64_MAX) return undefined;
+  return month === undefined
+    ? `the account's overdraft would exceed ${formatMicros(INT64_MAX)}`
+    : `the account's postpaid usage for ${month} would exceed ${formatMicros(INT64_MAX)}`;
+}
+
 /**
  * Prices the events in order and burns them against the accounts' grants. Pure apart from
  * mutating the given states, which the caller loaded under lock for exactly this batch.
@@ -68,7 +90,7 @@ export function rateBatch(
   lookup: PriceLookup,
   alreadyRated: ReadonlySet<string>,
 ): RatedBatch {
-  const out: RatedBatch = { rows: [], rejected: [], duplicates: 0, grantRemaining: new Map(), postpaid: new Map(), changed: new Map() };
+  const out = emptyBatch();
   const seen = new Set<string>();
   for (const src of events) {
     const e = src.event;
@@ -87,8 +109,13 @@ export function rateBatch(
       out.rejected.push({ offset: src.offset, code: 'UNKNOWN_PRODUCT', message: `no ${state.currency} price for product ${e.product}` });
       continue;
     }
-    seen.add(key);
     const amount = priceMicros(e.quantity, price.unitPrice, price.per);
+    const problem = amountProblem(amount, state, src.eventMs, out.postpaid);
+    if (problem) {
+      out.rejected.push({ offset: src.offset, code: 'AMOUNT_OUT_OF_RANGE', message: problem });
+      continue;
+    }
+    seen.add(key);
     let left = amount;
     const takes: GrantTake[] = [];
     for (const g of state.grants) {

@@ -2,11 +2,20 @@ import { Murmur2Partitioner } from './partitioner.js';
 import { Kafka, logLevel, type Admin, type Producer, type ProducerConfig, type ProducerRecord } from 'kafkajs';
 import type { Logger } from 'pino';
 import { topicNames } from './topics.js';
+import { CLIENT_TIMEOUT_DEFAULTS, type ClientTimeouts } from './config.js';
 
-export function createKafka(brokers: string, clientId: string, log?: Logger): Kafka {
+export type KafkaTimeouts = Partial<Pick<ClientTimeouts, 'KAFKA_CONNECTION_TIMEOUT_MS' | 'KAFKA_REQUEST_TIMEOUT_MS'>>;
+
+/** timeouts: any of BaseConfig's KAFKA_* timeouts (a service passes its whole config); the rest default. */
+export function createKafka(brokers: string, clientId: string, log?: Logger, timeouts: KafkaTimeouts = {}): Kafka {
+  const t = { ...CLIENT_TIMEOUT_DEFAULTS, ...timeouts };
   return new Kafka({
     clientId,
     brokers: brokers.split(',').map((b) => b.trim()),
+    connectionTimeout: t.KAFKA_CONNECTION_TIMEOUT_MS,
+    // Also enforced on produce requests: an acks=all send to a stalled broker fails and is retried.
+    requestTimeout: t.KAFKA_REQUEST_TIMEOUT_MS,
+    enforceRequestTimeout: true,
     logLevel: logLevel.WARN,
     logCreator: () => ({ level, log: entry }) => {
       const { message, ...extra } = entry;

@@ -58,15 +58,30 @@ export async function migratePostgres(databaseUrl: string, log?: Logger): Promis
 }
 
 /**
- * ClickHouse DDL is written idempotently (IF NOT EXISTS), so it is simply re-run. Statements are
- * separated by lines holding only ";" and use {db} for the database name.
+ * Applies numbered ClickHouse migrations once each, recorded per database in
+ * {db}.schema_migrations, so that a later file can change or drop what an earlier one made.
+ * Statements are separated by lines holding only ";" and use {db} for the database name.
+ * ClickHouse has no transactions and no locks for DDL: two processes starting together (two
+ * sinks) may both apply a file, or one may re-run 001 while the other is in 002. So every
+ * statement must be idempotent, and no file may re-create what a later file removes.
  */
-export async function migrateClickHouse(ch: ClickHouseClient, database: string, log?: Logger): Promise<void> {
+export async function migrateClickHouse(ch: ClickHouseClient, database: string, log?: Logger): Promise<string[]> {
   await ch.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+  await ch.command({
+    query: `CREATE TABLE IF NOT EXISTS ${database}.schema_migrations (name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+            ENGINE = ReplacingMergeTree ORDER BY name`,
+  });
+  const rs = await ch.query({ query: `SELECT DISTINCT name FROM ${database}.schema_migrations`, format: 'JSONEachRow' });
+  const done = new Set((await rs.json<{ name: string }>()).map((r) => r.name));
+  const applied: string[] = [];
   for (const m of sqlFiles('clickhouse')) {
+    if (done.has(m.name)) continue;
     for (const stmt of m.sql.split(/^;\s*$/m).map((s) => s.trim()).filter(Boolean)) {
       await ch.command({ query: stmt.replaceAll('{db}', database) });
     }
-    log?.debug({ migration: m.name }, 'clickhouse ddl applied');
+    await ch.insert({ table: `${database}.schema_migrations`, values: [{ name: m.name }], format: 'JSONEachRow' });
+    applied.push(m.name);
+    log?.info({ migration: m.name, database }, 'clickhouse migration applied');
   }
+  return applied;
 }

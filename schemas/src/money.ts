@@ -26,12 +26,15 @@ export class DecimalError extends Error {
 export function toMicros(value: string | number): bigint {
   const text = typeof value === 'number' ? numberText(value) : value.trim();
   const m = DECIMAL.exec(text);
-  if (!m) throw new DecimalError(`"${text}" is not a decimal with at most 6 places`);
+  if (!m) throw new DecimalError(`"${clip(text)}" is not a decimal with at most 6 places and 15 digits before the point`);
   const whole = BigInt(m[2] ?? '0');
   const frac = BigInt((m[3] ?? '').padEnd(6, '0'));
   const micros = whole * MICROS + frac;
   return m[1] ? -micros : micros;
 }
+
+// Messages quote what was sent, but a megabyte of it does not help anyone.
+const clip = (text: string) => (text.length > 40 ? `${text.slice(0, 40)}...` : text);
 
 function numberText(n: number): string {
   if (!Number.isFinite(n)) throw new DecimalError(`${n} is not a finite number`);

@@ -10,6 +10,8 @@ describe('money', () => {
     expect(() => toMicros('0.0000001')).toThrow(DecimalError);
     expect(() => toMicros(1e-7)).toThrow(DecimalError);
     expect(() => toMicros('1e3')).toThrow(DecimalError);
+    // The refused text is quoted, clipped: a caller's megabyte never ends up in a response.
+    expect(() => toMicros('1'.repeat(100_000))).toThrow(`"${'1'.repeat(40)}..." is not a decimal with at most 6 places and 15 digits before the point`);
   });
 
   it('formats micro-units as exact decimal strings and back', () => {

@@ -1,5 +1,5 @@
-import { GrantKind, RatedEvent } from '@meterstream/schemas';
-import { encodeRow, INT64_MAX, type RatedRow } from './row-format.js';
+import { GrantKind, INT64_MAX, RatedEvent } from '@meterstream/schemas';
+import { encodeRow, type RatedRow } from './row-format.js';
 
 /**
  * The fast path of decodeRatedEvent: one regular expression over the JSON text the rater writes,

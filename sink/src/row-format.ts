@@ -25,8 +25,6 @@ export const COLUMNS = [
  */
 export type RowValues = Record<(typeof COLUMNS)[number], string>;
 
-export const INT64_MAX = 2n ** 63n - 1n;
-
 export const rowKey = (r: Pick<RatedRow, 'account_id' | 'event_id'>): string => `${r.account_id}\u0000${r.event_id}`;
 
 /**

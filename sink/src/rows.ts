@@ -1,6 +1,6 @@
-import { RatedEvent, toMicros } from '@meterstream/schemas';
+import { INT64_MAX, RatedEvent, toMicros } from '@meterstream/schemas';
 import { canonicalRow } from './canonical.js';
-import { encodeRow, INT64_MAX, type RatedRow } from './row-format.js';
+import { encodeRow, type RatedRow } from './row-format.js';
 
 export type Decoded =
   | { ok: true; row: RatedRow }

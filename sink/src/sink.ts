@@ -4,7 +4,7 @@ import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
 import type { Logger } from '@meterstream/schemas/logger';
 import type { SinkConfig } from './config.js';
 import { decodeBatch, type DecodedBatch } from './batch.js';
-import { retryWithBackoff, RetryAborted } from './backoff.js';
+import { retryWithBackoff, RetryAborted } from '@meterstream/schemas/backoff';
 import { createCoalescer } from './coalescer.js';
 import { deadLetterMessage } from './dead-letters.js';
 import { rowKey, type RatedRow } from './row-format.js';
@@ -44,9 +44,11 @@ const PARTITIONS_PER_WRITE = 64;
 const HEARTBEAT_TICK_MS = 1_000;
 
 /**
- * usage.rated -> ClickHouse rated_events, in its own consumer group. Every write is idempotent
- * twice over: rows whose (account_id, event_id) the table already holds are dropped first, and
- * the insert carries a deduplication token. Offsets are committed only after the write, so a
+ * usage.rated -> ClickHouse rated_events, in its own consumer group. Rows whose (account_id,
+ * event_id) the table already holds are dropped first, and the insert carries a deduplication
+ * token, so a retried or replayed batch writes nothing twice. Neither is atomic across processes
+ * (two sinks during a rebalance can both insert an event); what keeps the figures exact is that
+ * they are read through rated_events FINAL. Offsets are committed only after the write, so a
  * failing ClickHouse stalls the sink (with backoff) and it catches up later.
  */
 export async function startSink({ config, ch, database, kafka, log, onFatal }: SinkDeps): Promise<Sink> {
@@ -127,9 +129,20 @@ export async function startSink({ config, ch, database, kafka, log, onFatal }: S
 
   const coalescer = createCoalescer<Work>({ maxWeight: config.SINK_MAX_INSERT_ROWS, weight: (w) => w.messages, write });
 
-  await producer.connect();
-  await consumer.connect();
-  await consumer.subscribe({ topic: topics.rated, fromBeginning: true });
+  async function stop(): Promise<void> {
+    stopping.abort();
+    await consumer.disconnect(); // waits for the batch in hand, then leaves the group
+    await producer.disconnect();
+  }
+  // A start that fails halfway (Kafka unreachable) closes what it opened, so the caller can retry.
+  const abandon = async (err: unknown): Promise<never> => {
+    await stop().catch(() => undefined);
+    throw err;
+  };
+
+  await producer.connect().catch(abandon);
+  await consumer.connect().catch(abandon);
+  await consumer.subscribe({ topic: topics.rated, fromBeginning: true }).catch(abandon);
   await consumer.run({
     autoCommit: false,
     // An unresolved batch is fetched again: one given up on at stop() or a rebalance is never skipped.
@@ -143,16 +156,9 @@ export async function startSink({ config, ch, database, kafka, log, onFatal }: S
         throw err;
       }
     },
-  });
+  }).catch(abandon);
 
-  return {
-    stats,
-    async stop() {
-      stopping.abort();
-      await consumer.disconnect(); // waits for the batch in hand, then leaves the group
-      await producer.disconnect();
-    },
-  };
+  return { stats, stop };
 }
 
 /** Heartbeats while a write takes long (ClickHouse retries) so the group does not evict this member. */

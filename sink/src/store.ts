@@ -18,7 +18,9 @@ export interface UniqueRows {
 
 /**
  * Inserts the rows that rated_events does not hold yet (the rater republishes an event after a
- * crash, at a new offset), under a deduplication token. Returns how many it inserted.
+ * crash, at a new offset), under a deduplication token. Returns how many it inserted. This only
+ * saves work: two sinks may both find an event missing and both insert it (a rebalance), and the
+ * figures stay exact because every reader sees rated_events through FINAL (see the migrations).
  */
 export async function writeFresh(ch: ClickHouseClient, database: string, batch: UniqueRows, ranges: readonly OffsetRange[]): Promise<number> {
   const existing = await findExisting(ch, database, batch.rows);
@@ -83,15 +85,13 @@ export function dedupToken(ranges: readonly OffsetRange[], keys: readonly string
  * One INSERT for the whole batch. The settings live in the SQL text on purpose: chDB turns
  * per-query clickhouse_settings into SET statements on its one shared session, so a token would
  * outlive this insert and make ClickHouse drop the next, different insert as a "duplicate".
- * The token also deduplicates the materialized views' blocks (their targets keep a
- * non_replicated_deduplication_window too); async_insert is pinned off because asynchronous
- * inserts deduplicate differently. JSONCompactEachRow: the rows come encoded (see RatedRow), and
- * ClickHouse parses it faster than JSONEachRow, which names every column on every row.
+ * async_insert is pinned off because asynchronous inserts deduplicate differently.
+ * JSONCompactEachRow: the rows come encoded (see RatedRow), and ClickHouse parses it faster than
+ * JSONEachRow, which names every column on every row.
  */
 export async function insertRows(ch: ClickHouseClient, database: string, rows: readonly RatedRow[], token: string): Promise<void> {
   const query = `INSERT INTO ${database}.rated_events (${COLUMNS.join(', ')}) SETTINGS async_insert = 0, insert_deduplicate = 1, `
-    + `insert_deduplication_token = ${sqlString(token)}, deduplicate_blocks_in_dependent_materialized_views = 1 `
-    + 'FORMAT JSONCompactEachRow';
+    + `insert_deduplication_token = ${sqlString(token)} FORMAT JSONCompactEachRow`;
   const { stream } = await ch.exec({ query, values: Readable.from([rows.map((r) => r.line).join('\n')]) });
   stream.destroy();
 }

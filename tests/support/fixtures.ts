@@ -90,7 +90,7 @@ export interface TopicMessage {
 }
 
 /** Reads a whole topic, from the beginning to its current end (a throwaway group). */
-export async function readTopicMessages(stack: TestStack, topic: string, timeoutMs = 60_000): Promise<TopicMessage[]> {
+export async function readTopicMessages(stack: Pick<TestStack, 'kafka'>, topic: string, timeoutMs = 60_000): Promise<TopicMessage[]> {
   const admin = stack.kafka.admin();
   await admin.connect();
   const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)]));

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { expect } from 'vitest';
+import type { Admin, Kafka } from 'kafkajs';
 import { BaseConfig, loadConfig } from '@meterstream/schemas/config';
 import { createPool, type Pool } from '@meterstream/schemas/postgres';
 import { createRedis, type Redis } from '@meterstream/schemas/redis';
@@ -7,7 +10,15 @@ import { createClickHouse, type ClickHouseClient } from '@meterstream/schemas/cl
 import { migrateClickHouse } from '@meterstream/schemas/migrate';
 import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
 import { topicNames, type TopicNames } from '@meterstream/schemas';
-import type { Kafka } from 'kafkajs';
+
+/** The clients of one test worker: what is costly to open, shared by the stacks isolated on it. */
+export interface Services {
+  pool: Pool;
+  redis: Redis;
+  kafka: Kafka;
+  admin: Admin;
+  close(): Promise<void>;
+}
 
 export interface TestStack {
   /** Environment for services under test (in-process or child processes), unique to this stack. */
@@ -22,11 +33,40 @@ export interface TestStack {
 }
 
 /**
- * Real Postgres, Redis and Kafka with names private to one test file: its own topics, Redis
- * prefix and consumer groups, inside the run's own database (see global-setup.ts).
+ * The unit project runs with no service at all (vitest.config.ts): a file that opens one belongs in
+ * the integration project, which the file's name decides.
  */
-export async function openStack(name: string): Promise<TestStack> {
-  const tag = `${name}-${randomBytes(3).toString('hex')}`;
+function requireServices(what: string): void {
+  if (process.env.MS_TEST_PROJECT !== 'unit') return;
+  const file = expect.getState().testPath;
+  throw new Error(`${file ? basename(file) : 'this test'} opens ${what}, which the unit project does not have: name the file *.integration.test.ts`);
+}
+
+/** One Postgres pool, Redis client and Kafka client on the run's database (see global-setup.ts). */
+export async function openServices(name: string): Promise<Services> {
+  requireServices('Postgres, Redis and Kafka');
+  const config = loadConfig(BaseConfig, process.env);
+  const pool = createPool(config.DATABASE_URL, 5);
+  const redis = createRedis(config.REDIS_URL);
+  const kafka = createKafka(config.KAFKA_BROKERS, `test-${name}-${randomBytes(3).toString('hex')}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  return {
+    pool, redis, kafka, admin,
+    async close() {
+      await admin.disconnect();
+      await pool.end();
+      redis.disconnect();
+    },
+  };
+}
+
+/**
+ * Names private to one test or file on shared clients: its own topics, Redis prefix and consumer
+ * groups. close() deletes the topics and leaves the clients open.
+ */
+export async function isolate(services: Services, name: string): Promise<TestStack> {
+  const tag = `${name.replace(/[^\w-]/g, '_').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     KAFKA_TOPIC_PREFIX: `${process.env.KAFKA_TOPIC_PREFIX ?? ''}${tag}.`,
@@ -36,27 +76,37 @@ export async function openStack(name: string): Promise<TestStack> {
     SINK_GROUP_ID: `sink-${tag}`,
   };
   const config = loadConfig(BaseConfig, env);
-  const pool = createPool(config.DATABASE_URL, 5);
-  const redis = createRedis(config.REDIS_URL);
-  const kafka = createKafka(config.KAFKA_BROKERS, `test-${tag}`);
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
+  await ensureTopics(services.admin, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const { pool, redis, kafka, admin } = services;
   return {
     env, config, topics, pool, redis, kafka,
     cache: new BalanceCache(redis, config.REDIS_PREFIX),
     async close() {
       await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
-      await admin.disconnect();
-      await pool.end();
-      redis.disconnect();
+    },
+  };
+}
+
+/**
+ * Real Postgres, Redis and Kafka with names private to one test file, on clients of its own.
+ * Tests written with tests/support/test.ts get the same from its `stack` fixture.
+ */
+export async function openStack(name: string): Promise<TestStack> {
+  const services = await openServices(name);
+  const stack = await isolate(services, name);
+  return {
+    ...stack,
+    async close() {
+      await stack.close();
+      await services.close();
     },
   };
 }
 
 /** The ClickHouse of this test process: chDB in a directory of its own, or CLICKHOUSE_URL. */
 export async function openClickHouse(name: string): Promise<{ ch: ClickHouseClient; database: string }> {
+  requireServices('ClickHouse');
   const run = process.env.MS_TEST_RUN ?? 'local';
   const database = `t_${name.replace(/\W/g, '_')}_${randomBytes(3).toString('hex')}`;
   const ch = await createClickHouse({ url: process.env.CLICKHOUSE_URL, chdbPath: `.chdb/test-${run}/${process.pid}` });

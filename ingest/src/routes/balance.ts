@@ -36,9 +36,12 @@ export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
       onRequest: ctx.keys.authenticate,
       schema: {
         summary: 'Current balance: unexpired grants in burn order, overdraft, postpaid usage this month',
+        description:
+          'From the Redis cache when it is as new as the ledger in Postgres, otherwise (cache missing, behind, or Redis down) ' +
+          'from Postgres; `source` says which. 503 only when Postgres is down and Redis holds nothing for the account.',
         tags: ['accounts'],
         params: AccountParams,
-        response: { 200: Balance, ...errorResponses(400, 401, 403, 404) },
+        response: { 200: Balance, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (req) => {

@@ -11,7 +11,8 @@ export interface RouteContext {
   pool: Pool;
   cache: BalanceCache;
   producer: UsageEventProducer;
-  ch: ClickHouseClient;
+  /** null: no ClickHouse holding the sink's data is reachable from this process. */
+  ch: ClickHouseClient | null;
   chDatabase: string;
   keys: ApiKeys;
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Currency, formatMicros, Id, Price, PriceInput, toMicros } from '@meterstream/schemas';
+import { Currency, formatMicros, Id, ID_MAX_LENGTH, Price, PriceInput, StorableString, toMicros } from '@meterstream/schemas';
 import { errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
 
@@ -21,7 +21,7 @@ const toPrice = (r: PriceRow): Price => ({
 });
 
 const PriceQuery = z.object({
-  q: z.string().max(128).optional().describe('case-insensitive substring of the product name'),
+  q: StorableString.max(ID_MAX_LENGTH).optional().describe('case-insensitive substring of the product name'),
   currency: Currency.optional(),
 });
 

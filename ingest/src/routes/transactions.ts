@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { formatMicros, MoneyString, SignedMoneyString, Unit } from '@meterstream/schemas';
+import { formatMicros, Id, INT64_MAX, MoneyString, SignedMoneyString, Unit } from '@meterstream/schemas';
 import { assertCanAccess } from '../auth.js';
 import { ApiError, errorResponses } from '../errors.js';
 import { AccountParams } from './accounts.js';
@@ -24,7 +24,8 @@ const TransactionPage = z.object({
 
 const TransactionQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(200).optional(),
+  // A cursor of the longest seq and event id is 208 characters of base64url.
+  cursor: z.string().max(256).optional(),
 });
 
 interface LedgerRow {
@@ -43,10 +44,13 @@ interface LedgerRow {
 // usage is rated, and never an offset that shifts under the reader. Opaque to clients.
 const encodeCursor = (r: LedgerRow) => Buffer.from(JSON.stringify([r.seq.toString(), r.event_id])).toString('base64url');
 
+/** A cursor this API could have returned: its seq fits in int8 and its event id is a contract id. */
 function decodeCursor(cursor: string): [bigint, string] {
   try {
     const [seq, eventId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (typeof seq === 'string' && /^\d{1,19}$/.test(seq) && typeof eventId === 'string') return [BigInt(seq), eventId];
+    if (typeof seq === 'string' && /^\d{1,19}$/.test(seq) && BigInt(seq) <= INT64_MAX && Id.safeParse(eventId).success) {
+      return [BigInt(seq), eventId as string];
+    }
   } catch {
     // falls through to the error below
   }
@@ -63,7 +67,7 @@ export const transactionRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
         tags: ['accounts'],
         params: AccountParams,
         querystring: TransactionQuery,
-        response: { 200: TransactionPage, ...errorResponses(400, 401, 403, 404) },
+        response: { 200: TransactionPage, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (req) => {

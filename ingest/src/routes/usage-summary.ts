@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { Currency, formatMicros, Id, MoneyString } from '@meterstream/schemas';
 import { assertCanAccess } from '../auth.js';
+import { NO_SINK_CLICKHOUSE } from '../config.js';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
 
@@ -71,19 +72,21 @@ export const usageSummaryRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
         summary: `${SUMMARY_DAYS}-day usage totals, per-product breakdown and a ${SERIES_DAYS}-day daily series`,
         tags: ['usage'],
         body: z.object({ account_id: Id }),
-        response: { 200: UsageSummary, ...errorResponses(400, 401, 403, 404) },
+        response: { 200: UsageSummary, ...errorResponses(400, 401, 403, 404, 503) },
       },
     },
     async (req) => {
       const accountId = req.body.account_id;
       assertCanAccess(req.principal, accountId);
+      if (!ctx.ch) throw new ApiError(503, 'CLICKHOUSE_NOT_CONFIGURED', `usage summaries are not available from this process: ${NO_SINK_CLICKHOUSE}`);
       const account = await ctx.pool.query<{ currency: z.infer<typeof Currency> }>('SELECT currency FROM accounts WHERE id = $1', [accountId]);
       const currency = account.rows[0]?.currency;
       if (!currency) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${accountId} does not exist`);
 
       const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
       const period = { from: isoDay(today - (SUMMARY_DAYS - 1) * DAY_MS), to: isoDay(today) };
-      // usage_daily is a SummingMergeTree: rows of a key merge only eventually, so always sum().
+      // usage_daily is computed from rated_events FINAL when read: each event counts once, however
+      // often the sinks wrote it; the filter on account_id and day narrows the scan (see the migration).
       const result = await ctx.ch.query({
         query: `SELECT toString(day) AS date, product, toString(sum(events)) AS events,
                        toString(sum(quantity)) AS quantity, toString(sum(amount)) AS amount

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Currency, IsoTimestamp, MoneyString, SignedMoneyString } from './common.js';
+import { Currency, IsoTimestamp, MoneyInput, MoneyString, SignedMoneyString } from './common.js';
 
 export const BillingMode = z.enum(['prepaid', 'postpaid']);
 export type BillingMode = z.infer<typeof BillingMode>;
@@ -19,7 +19,7 @@ export type GrantKind = z.infer<typeof GrantKind>;
 
 export const GrantInput = z.object({
   kind: GrantKind,
-  amount: MoneyString,
+  amount: MoneyInput,
   expires_at: IsoTimestamp.optional(),
   priority: z.number().int().min(0).max(1000).default(100).describe('lower burns first'),
 });

@@ -1,8 +1,11 @@
 import { z } from 'zod';
-import { Currency, Id, MoneyString } from './common.js';
+import { Currency, Id, MoneyInput, MoneyString } from './common.js';
 
 export const Unit = z.enum(['second', 'minute', 'word', 'image', 'token', 'request']);
 export type Unit = z.infer<typeof Unit>;
+
+/** The largest `per`: a unit price may be quoted for up to a billion units. */
+export const PER_MAX = 1_000_000_000;
 
 /**
  * "0.60" per 60 seconds is billed per second; "0.002" per 1000 tokens; "0.04" per 1 image.
@@ -10,11 +13,12 @@ export type Unit = z.infer<typeof Unit>;
  */
 export const PriceInput = z.object({
   unit: Unit,
-  unit_price: MoneyString,
-  per: z.number().int().positive().max(1_000_000_000).default(1),
+  unit_price: MoneyInput,
+  per: z.number().int().positive().max(PER_MAX).default(1).describe(`how many units unit_price buys: a whole number from 1 to ${PER_MAX}`),
   currency: Currency.default('USD'),
 });
 export type PriceInput = z.infer<typeof PriceInput>;
 
-export const Price = PriceInput.extend({ product: Id, updated_at: z.string() });
+// unit_price as stored: prices set before MoneyInput's bound must still be listed.
+export const Price = PriceInput.extend({ product: Id, unit_price: MoneyString, updated_at: z.string() });
 export type Price = z.infer<typeof Price>;

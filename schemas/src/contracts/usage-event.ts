@@ -1,16 +1,18 @@
 import { z } from 'zod';
-import { formatMicros } from '../money.js';
-import { Id, IsoTimestamp, Quantity } from './common.js';
+import { formatMicros, MAX_QUANTITY_MICROS } from '../money.js';
+import { Id, IsoTimestamp, Properties, Quantity } from './common.js';
 
-/** A usage event as producers send it (HTTP or straight to Kafka). */
+/**
+ * A usage event as producers send it (HTTP or straight to Kafka). Keys it does not name are
+ * dropped, like every object of the contract (zod's default), and never reach usage.events.
+ */
 export const UsageEvent = z.object({
   id: Id.describe('chosen by the producer, unique per account: the idempotency key'),
   account_id: Id,
   product: Id,
-  quantity: Quantity.describe('non-negative, at most 6 decimal places'),
+  quantity: Quantity.describe(`non-negative, at most 6 decimal places, at most ${formatMicros(MAX_QUANTITY_MICROS)}`),
   timestamp: IsoTimestamp,
-  properties: z.record(z.string(), z.string()).optional(),
-  hold_id: Id.optional(),
+  properties: Properties.optional(),
 });
 export type UsageEventInput = z.input<typeof UsageEvent>;
 /** quantity is bigint micro-units of the product's unit. */

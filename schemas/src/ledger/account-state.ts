@@ -99,3 +99,9 @@ export async function loadAccountStates(
   }
   return states;
 }
+
+/** The account's ledger_seq (a primary-key lookup), or undefined when there is no such account. */
+export async function loadLedgerSeq(db: PoolClient | Pool, accountId: string): Promise<bigint | undefined> {
+  const r = await db.query<{ ledger_seq: bigint }>('SELECT ledger_seq FROM accounts WHERE id = $1', [accountId]);
+  return r.rows[0]?.ledger_seq;
+}

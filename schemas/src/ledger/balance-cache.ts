@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from '../postgres.js';
-import { loadAccountStates, type AccountState, type GrantState } from './account-state.js';
+import { loadAccountStates, loadLedgerSeq, type AccountState, type GrantState } from './account-state.js';
 
 // Sets the state only when its ledger seq is newer than the cached one: writes after each
 // Postgres commit can arrive in any order (retries, a rater that lost its partition) and the
@@ -36,7 +36,7 @@ function decode(text: string): AccountState {
   };
 }
 
-/** Redis copy of each account's money state; Postgres stays the truth and rebuilds it on a miss. */
+/** Redis copy of each account's money state; Postgres stays the truth and rebuilds it on a miss or when stale. */
 export class BalanceCache {
   constructor(private readonly redis: Redis, private readonly prefix: string) {
     redis.defineCommand('msSetIfNewer', { numberOfKeys: 1, lua: SET_IF_NEWER });
@@ -82,13 +82,23 @@ export class BalanceCache {
     await this.redis.del(this.key(accountId));
   }
 
-  /** Redis first; on a miss (or after Redis lost its data) rebuild from Postgres and cache. */
+  /**
+   * The account's state, never older than Postgres: Redis's copy when its ledger seq is as new as
+   * accounts.ledger_seq (read in parallel, one primary-key query); otherwise (missing, stale after
+   * a cache write that failed, Redis down) the state from Postgres, and the cache repaired when
+   * Redis answered. With Postgres down, Redis's copy is served as the best available answer.
+   */
   async readThrough(pool: Pool, accountId: string): Promise<{ state: AccountState; source: 'redis' | 'postgres' } | null> {
-    const cached = await this.read(accountId).catch(() => null);
-    if (cached) return { state: cached, source: 'redis' };
+    const [cached, seq] = await Promise.allSettled([this.read(accountId), loadLedgerSeq(pool, accountId)]);
+    if (seq.status === 'rejected') {
+      if (cached.status === 'fulfilled' && cached.value) return { state: cached.value, source: 'redis' };
+      throw seq.reason;
+    }
+    if (seq.value === undefined) return null;
+    if (cached.status === 'fulfilled' && cached.value && cached.value.ledgerSeq >= seq.value) return { state: cached.value, source: 'redis' };
     const state = (await loadAccountStates(pool, [accountId], { forUpdate: false })).get(accountId);
     if (!state) return null;
-    await this.write([state]).catch(() => undefined);
+    if (cached.status === 'fulfilled') await this.write([state]).catch(() => undefined);
     return { state, source: 'postgres' };
   }
 }

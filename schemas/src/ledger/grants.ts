@@ -50,7 +50,8 @@ export async function addGrant(pool: Pool, cache: BalanceCache, accountId: strin
     };
     return { grant, state: next };
   });
-  // Postgres has committed; a failed cache write must not leave a stale entry behind.
-  await cache.write([state]).catch(() => cache.forget(accountId).catch(() => undefined));
+  // Postgres has committed. A failed cache write leaves Redis behind, which readers notice by
+  // comparing its ledger seq with Postgres's (BalanceCache.readThrough) and repair.
+  await cache.write([state]).catch(() => undefined);
   return grant;
 }

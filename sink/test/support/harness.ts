@@ -72,8 +72,8 @@ export async function countRated(ch: ClickHouseClient, database: string): Promis
 }
 
 /**
- * A view's totals with sum() ... GROUP BY: SummingMergeTree folds rows only when it merges, and
- * the sums are read as text so no Int64 goes through a JS number.
+ * A view's totals per (account, period, product, currency), the sums read as text so that no
+ * Int64 goes through a JS number.
  */
 export async function totalsIn(ch: ClickHouseClient, database: string, period: 'day' | 'month'): Promise<Totals[]> {
   const totals = await rows<Totals>(ch, `

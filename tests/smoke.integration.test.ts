@@ -1,17 +1,10 @@
 import { Partitioners } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openClickHouse, openStack, type TestStack } from './support/stack.js';
+import { describe, expect, test } from './support/test.js';
 import { readTopic } from './support/fixtures.js';
 
 // The real local stack answers: Kafka, Postgres, Redis and ClickHouse (chDB or CLICKHOUSE_URL).
 describe('smoke: the real services', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await openStack('smoke');
-  });
-  afterAll(async () => stack.close());
-
-  it('produces to and consumes from Kafka', async () => {
+  test('produces to and consumes from Kafka', async ({ stack }) => {
     const producer = stack.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     await producer.send({ topic: stack.topics.dlq, acks: -1, messages: [{ key: 'k', value: 'hello kafka' }] });
@@ -19,21 +12,20 @@ describe('smoke: the real services', () => {
     expect(await readTopic(stack, stack.topics.dlq)).toEqual(['hello kafka']);
   });
 
-  it('writes and reads Postgres, with the migrations applied', async () => {
-    await stack.pool.query(`INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ('smoke', 'EUR', 'request', 1500, 1)
+  test('writes and reads Postgres, with the migrations applied', async ({ services }) => {
+    await services.pool.query(`INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ('smoke', 'EUR', 'request', 1500, 1)
       ON CONFLICT (product, currency) DO UPDATE SET unit_price = 1500`);
-    const r = await stack.pool.query<{ unit_price: bigint }>(`SELECT unit_price FROM prices WHERE product = 'smoke' AND currency = 'EUR'`);
+    const r = await services.pool.query<{ unit_price: bigint }>(`SELECT unit_price FROM prices WHERE product = 'smoke' AND currency = 'EUR'`);
     expect(r.rows[0]!.unit_price).toBe(1500n);
   });
 
-  it('writes and reads Redis', async () => {
+  test('writes and reads Redis', async ({ stack }) => {
     const key = `${stack.env.REDIS_PREFIX}smoke`;
     await stack.redis.set(key, '42', 'EX', 60);
     expect(await stack.redis.get(key)).toBe('42');
   });
 
-  it('inserts into and queries ClickHouse through @clickhouse/client', async () => {
-    const { ch, database } = await openClickHouse('smoke');
+  test('inserts into and queries ClickHouse through @clickhouse/client', async ({ clickhouse: { ch, database } }) => {
     await ch.insert({
       table: `${database}.rated_events`,
       format: 'JSONEachRow',
@@ -41,6 +33,5 @@ describe('smoke: the real services', () => {
     });
     const rows = await (await ch.query({ query: `SELECT toString(sum(amount)) AS s, toString(sum(events)) AS n FROM ${database}.usage_monthly`, format: 'JSONEachRow' })).json();
     expect(rows).toEqual([{ s: '2', n: '1' }]);
-    await ch.close();
   });
 });

@@ -1,27 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { admin, bearer, createAccount, openIngest, uid, type TestIngest } from './support.js';
+import { describe, expect } from 'vitest';
+import { admin, bearer, createAccount, ingestTest, uid, type TestIngest } from './support.js';
 
-let t: TestIngest;
-beforeAll(async () => {
-  t = await openIngest('ingest-summary');
-});
-afterAll(async () => {
-  await t?.close();
-});
+// The usage summary on its happy path; its errors are in accounts.errors, who may ask in security.
+const test = ingestTest();
 
 const DAY = 86_400_000;
 const today = Math.floor(Date.now() / DAY) * DAY;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-/** Rated events as the sink writes them; the materialized views fill usage_daily from them. */
-async function rated(accountId: string, rows: { product: string; daysAgo: number; quantity: number; amount: number }[]) {
+/** Rated events as a sink writes them, in one insert; usage_daily is computed from them. */
+async function rated(t: TestIngest, accountId: string, rows: { product: string; daysAgo: number; quantity: number; amount: number; event_id?: string }[]) {
   await t.ch.ch.insert({
     table: `${t.ch.database}.rated_events`,
     format: 'JSONEachRow',
     values: rows.map((r, i) => {
-      const at = new Date(today - r.daysAgo * DAY + 3_600_000 + i * 1000).toISOString().replace('T', ' ').replace('Z', '');
+      const at = new Date(today - r.daysAgo * DAY + 3_600_000).toISOString().replace('T', ' ').replace('Z', '');
       return {
-        account_id: accountId, event_id: uid(), product: r.product, currency: 'USD', unit: 'token', quantity: r.quantity,
+        account_id: accountId, event_id: r.event_id ?? uid(), product: r.product, currency: 'USD', unit: 'token', quantity: r.quantity,
         unit_price: 1000, per: 1000, amount: r.amount, from_grants: r.amount, postpaid: 0, overdraft: 0, balance_after: 0,
         ledger_seq: i + 1, grants: '[]', properties: {}, event_time: at, rated_at: at,
       };
@@ -30,10 +25,10 @@ async function rated(accountId: string, rows: { product: string; daysAgo: number
 }
 
 describe('POST /v1/credits/projections/usage-summary', () => {
-  it('sums 30 days per product and gives a 7-day series with the empty days', async () => {
+  test('sums 30 days per product and gives a 7-day series with the empty days', async ({ ingest: t }) => {
     const acct = await createAccount(t.app);
     const other = await createAccount(t.app);
-    await rated(acct.id, [
+    await rated(t, acct.id, [
       { product: 'gpt-tokens', daysAgo: 0, quantity: 1_500_000_000, amount: 1_500_000 },
       { product: 'gpt-tokens', daysAgo: 0, quantity: 250_000_000, amount: 250_000 },
       { product: 'image-gen', daysAgo: 3, quantity: 1_000_000, amount: 40_000 },
@@ -42,7 +37,7 @@ describe('POST /v1/credits/projections/usage-summary', () => {
       { product: 'gpt-tokens', daysAgo: 29, quantity: 1_000_000, amount: 1 },
       { product: 'gpt-tokens', daysAgo: 30, quantity: 100_000_000_000, amount: 100_000_000 },
     ]);
-    await rated(other.id, [{ product: 'gpt-tokens', daysAgo: 0, quantity: 5_000_000, amount: 5_000_000 }]);
+    await rated(t, other.id, [{ product: 'gpt-tokens', daysAgo: 0, quantity: 5_000_000, amount: 5_000_000 }]);
 
     const res = await t.app.inject({
       method: 'POST', url: '/v1/credits/projections/usage-summary', headers: bearer(acct.api_key), payload: { account_id: acct.id },
@@ -66,23 +61,33 @@ describe('POST /v1/credits/projections/usage-summary', () => {
     })));
   });
 
-  it('returns zeros for an account without usage', async () => {
+  test('counts an event once when two sinks wrote it, each in its own batch', async ({ ingest: t }) => {
+    const acct = await createAccount(t.app);
+    const shared = { product: 'gpt-tokens', daysAgo: 1, quantity: 2_000_000, amount: 700_000, event_id: uid() };
+    await rated(t, acct.id, [{ product: 'gpt-tokens', daysAgo: 0, quantity: 1_000_000, amount: 300_000, event_id: uid() }, shared]);
+    await rated(t, acct.id, [shared, { product: 'image-gen', daysAgo: 1, quantity: 1_000_000, amount: 40_000, event_id: uid() }]);
+
+    const res = await t.app.inject({
+      method: 'POST', url: '/v1/credits/projections/usage-summary', headers: bearer(acct.api_key), payload: { account_id: acct.id },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      totals: { events: 3, amount: '1.040000' },
+      products: [
+        { product: 'gpt-tokens', events: 2, quantity: '3.000000', amount: '1.000000' },
+        { product: 'image-gen', events: 1, quantity: '1.000000', amount: '0.040000' },
+      ],
+    });
+    expect(res.json().daily.slice(-2)).toEqual([
+      { date: isoDay(today - DAY), events: 2, amount: '0.740000' },
+      { date: isoDay(today), events: 1, amount: '0.300000' },
+    ]);
+  });
+
+  test('returns zeros for an account without usage', async ({ ingest: t }) => {
     const acct = await createAccount(t.app, { currency: 'EUR' });
     const res = await t.app.inject({ method: 'POST', url: '/v1/credits/projections/usage-summary', headers: admin, payload: { account_id: acct.id } });
     expect(res.json()).toMatchObject({ currency: 'EUR', totals: { events: 0, amount: '0.000000' }, products: [] });
-    expect(res.json().daily).toHaveLength(7);
-  });
-
-  it("answers 403 for another account's key, 404 for an unknown account, 400 without account_id", async () => {
-    const [a, b] = [await createAccount(t.app), await createAccount(t.app)];
-    const url = '/v1/credits/projections/usage-summary';
-    const forbidden = await t.app.inject({ method: 'POST', url, headers: bearer(b.api_key), payload: { account_id: a.id } });
-    expect(forbidden.statusCode).toBe(403);
-    expect(forbidden.json().error.code).toBe('FORBIDDEN');
-    const missing = await t.app.inject({ method: 'POST', url, headers: admin, payload: { account_id: 'acct_nobody' } });
-    expect(missing.statusCode).toBe(404);
-    const invalid = await t.app.inject({ method: 'POST', url, headers: admin, payload: {} });
-    expect(invalid.statusCode).toBe(400);
-    expect(invalid.json().error.message).toMatch(/^body\.account_id: /);
+    expect(res.json().daily.map((d: { events: number; amount: string }) => [d.events, d.amount])).toEqual(Array(7).fill([0, '0.000000']));
   });
 });

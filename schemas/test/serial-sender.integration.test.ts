@@ -1,16 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/schemas/kafka';
-import { openStack, type TestStack } from '../../tests/support/stack.js';
+import { describe, expect, test } from '../../tests/support/test.js';
 import { readTopic } from '../../tests/support/fixtures.js';
 
 describe('serialSender on the real broker', () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await openStack('sender');
-  });
-  afterAll(async () => stack.close());
-
-  it('delivers a send far above the broker message size limit, in order, from concurrent callers', async () => {
+  test('delivers a send far above the broker message size limit, in order, from concurrent callers', async ({ stack }) => {
     const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
     await producer.connect();
     const send = serialSender(producer);
