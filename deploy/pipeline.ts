@@ -1,14 +1,14 @@
 // Every service in this one process, as `npm start` and `npm run demo` run them: chDB lets one
 // process open a data directory, so on the embedded default the process that hosts the sink is
 // the only one that can read what it wrote, and ingest (usage summaries) has to share it.
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger, type Logger } from '@meterstream/schemas/logger';
-import { createClickHouse, type ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import { createPool, type Pool } from '@meterstream/schemas/postgres';
-import { createRedis } from '@meterstream/schemas/redis';
-import { createKafka } from '@meterstream/schemas/kafka';
-import { migrateClickHouse, migratePostgres } from '@meterstream/schemas/migrate';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { loadConfig } from '@meterstream/platform/config';
+import { createLogger, type Logger } from '@meterstream/platform/logger';
+import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { createPool, type Pool } from '@meterstream/platform/postgres';
+import { createRedis } from '@meterstream/platform/redis';
+import { createKafka } from '@meterstream/platform/kafka';
+import { migrateClickHouse, migratePostgres } from '@meterstream/platform/migrate';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { start, IngestConfig, type RunningIngest } from '@meterstream/ingest';
 import { startRater, RaterConfig } from '@meterstream/rater';
 import { startSink, SinkConfig } from '@meterstream/sink';

@@ -1,7 +1,7 @@
 // `npm start`: every service (ingest, rater, sink) in this one process on the embedded defaults,
 // until SIGTERM or SIGINT; the long-running form of `npm run demo` (see pipeline.ts for why one
 // process). Run the services one by one instead when ClickHouse is a server (CLICKHOUSE_URL).
-import { ConfigError } from '@meterstream/schemas/config';
+import { ConfigError } from '@meterstream/platform/config';
 import { startPipeline, type Pipeline } from './pipeline.js';
 
 let exitCode = 0;

@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Admin, Kafka } from 'kafkajs';
 import { topicNames, type TopicNames } from '@meterstream/schemas';
-import { createKafka, ensureTopics } from '@meterstream/schemas/kafka';
-import { migratePostgres } from '@meterstream/schemas/migrate';
-import { createPool, type Pool } from '@meterstream/schemas/postgres';
-import { createRedis, type Redis } from '@meterstream/schemas/redis';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
+import { migratePostgres } from '@meterstream/platform/migrate';
+import { createPool, type Pool } from '@meterstream/platform/postgres';
+import { createRedis, type Redis } from '@meterstream/platform/redis';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import type { BenchOptions } from './options.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));

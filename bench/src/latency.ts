@@ -1,7 +1,7 @@
 import type { Message, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { UsageEventInput } from '@meterstream/schemas';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { Pool } from '@meterstream/platform/postgres';
 import { now, producePaced, toMessage, type PacedResult } from './produce.js';
 import { rng } from './workload.js';
 

@@ -3,7 +3,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Message } from 'kafkajs';
-import { createClickHouse } from '@meterstream/schemas/clickhouse';
+import { createClickHouse } from '@meterstream/platform/clickhouse';
 import { closeContext, newRunId, openContext, ROOT, type RunContext } from './context.js';
 import { runCeiling } from './ceiling.js';
 import { runHttp, startIngest } from './http.js';

@@ -1,5 +1,5 @@
 import { formatMicros, priceMicros, toMicros, type UsageEventInput } from '@meterstream/schemas';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { Pool } from '@meterstream/platform/postgres';
 import { now } from './produce.js';
 import { PRICE_LIST } from './workload.js';
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { encodeUsageEvent, toMicros, type UsageEvent, type UsageEventInput } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 
 /** Wall clock with sub-millisecond resolution, epoch ms. */
 export const now = (): number => performance.timeOrigin + performance.now();

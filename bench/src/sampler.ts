@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { Pool } from '@meterstream/platform/postgres';
 
 const CLK_TCK = 100;
 

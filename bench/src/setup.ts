@@ -1,5 +1,5 @@
 import { toMicros } from '@meterstream/schemas';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { Pool } from '@meterstream/platform/postgres';
 import { PRICE_LIST } from './workload.js';
 
 export interface SeededAccount {

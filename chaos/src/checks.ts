@@ -1,10 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Admin, Kafka } from 'kafkajs';
 import { formatMicros } from '@meterstream/schemas';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import { loadAccountStates } from '@meterstream/schemas/ledger/account-state';
-import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { loadAccountStates } from '@meterstream/ledger/account-state';
+import type { BalanceCache } from '@meterstream/ledger/balance-cache';
+import type { Pool } from '@meterstream/platform/postgres';
 import { topicEnds } from '@meterstream/bench/progress';
 import { checkPostgres, checkRedis, replayTopic, type Check } from '@meterstream/bench/verify';
 import { readTopicMessages } from '../../tests/support/fixtures.js';

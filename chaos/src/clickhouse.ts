@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { createClickHouse, type ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { startClickHouseServer } from '../../tests/support/clickhouse-server.js';
 import type { FaultTargets } from './faults.js';
 import type { Role } from './supervisor.js';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rng } from '@meterstream/bench/workload';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { Pool } from '@meterstream/platform/postgres';
 import type { OwnKafka } from './own-kafka.js';
 import type { PrivateRedis } from '../../tests/support/redis-server.js';
 import type { Role, Supervisor } from './supervisor.js';

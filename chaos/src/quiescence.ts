@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin } from 'kafkajs';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { Pool } from '@meterstream/platform/postgres';
 
 export interface PartitionLag {
   topic: string;

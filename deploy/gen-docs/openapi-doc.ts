@@ -1,4 +1,4 @@
-import { createLogger } from '@meterstream/schemas/logger';
+import { createLogger } from '@meterstream/platform/logger';
 import { buildApp } from '../../ingest/src/app.js';
 import { IngestConfig } from '../../ingest/src/config.js';
 

@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Logger } from '@meterstream/schemas/logger';
-import { listen, type PgListener } from '@meterstream/schemas/pg-listen';
-import { inTransaction, type Pool, type PoolClient } from '@meterstream/schemas/postgres';
+import type { Logger } from '@meterstream/platform/logger';
+import { listen, type PgListener } from '@meterstream/platform/pg-listen';
+import { inTransaction, type Pool, type PoolClient } from '@meterstream/platform/postgres';
 import type { IngestConfig } from './config.js';
 import { ApiError } from './errors.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseConfig } from '@meterstream/schemas/config';
+import { BaseConfig } from '@meterstream/platform/config';
 
 const ms = (min: number, fallback: number) => z.coerce.number().int().min(min).max(3_600_000).default(fallback);
 

@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
+import { ConfigError, loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
 import { IngestConfig } from './config.js';
 import { start } from './start.js';
 

@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
 import rateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
-import type { Logger } from '@meterstream/schemas/logger';
-import type { Redis } from '@meterstream/schemas/redis';
+import type { Logger } from '@meterstream/platform/logger';
+import type { Redis } from '@meterstream/platform/redis';
 import type { IngestConfig } from './config.js';
 import { ApiError } from './errors.js';
 

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { topicNames } from '@meterstream/schemas';
-import { createClickHouse, type ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import { createKafka, ensureTopics } from '@meterstream/schemas/kafka';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import { createLogger, type Logger } from '@meterstream/schemas/logger';
-import { createPool } from '@meterstream/schemas/postgres';
-import { createRedis } from '@meterstream/schemas/redis';
+import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { createLogger, type Logger } from '@meterstream/platform/logger';
+import { createPool } from '@meterstream/platform/postgres';
+import { createRedis } from '@meterstream/platform/redis';
 import { buildApp } from './app.js';
 import { NO_SINK_CLICKHOUSE, type IngestConfig } from './config.js';
 import { UsageEventProducer } from './producer-client.js';

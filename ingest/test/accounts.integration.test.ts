@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect } from 'vitest';
-import { monthOf } from '@meterstream/schemas/ledger/account-state';
+import { monthOf } from '@meterstream/ledger/account-state';
 import { admin, bearer, createAccount, ingestTest, injector, uid } from './support.js';
 
 // The account routes on their happy path; their errors are in accounts.errors, who may call them

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
+import { loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
 import { openClickHouse, openStack, type TestStack } from '../../tests/support/stack.js';
 import { buildApp } from '../src/app.js';
 import { IngestConfig } from '../src/config.js';

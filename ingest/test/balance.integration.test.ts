@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toMicros } from '@meterstream/schemas';
-import { createRedis, type Redis } from '@meterstream/schemas/redis';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { createRedis, type Redis } from '@meterstream/platform/redis';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';
 import { admin, bearer, createAccount, openIngest, type TestIngest } from './support.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@meterstream/schemas/logger';
-import { loadConfig } from '@meterstream/schemas/config';
+import { createLogger } from '@meterstream/platform/logger';
+import { loadConfig } from '@meterstream/platform/config';
 import { waitFor } from '../../tests/support/processes.js';
 import { buildApp } from '../src/app.js';
 import { IngestConfig } from '../src/config.js';

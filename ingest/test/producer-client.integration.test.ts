@@ -1,5 +1,5 @@
 import { Partitioners } from 'kafkajs';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { openStack, type TestStack } from '../../tests/support/stack.js';

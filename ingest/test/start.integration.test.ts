@@ -1,23 +1,17 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '@meterstream/schemas/config';
-import { openStack, type TestStack } from '../../tests/support/stack.js';
-import { startService, waitFor } from '../../tests/support/processes.js';
+import { describe, expect } from 'vitest';
+import { freePort } from '@meterstream/bench/http';
+import { loadConfig } from '@meterstream/platform/config';
+import { test } from '../../tests/support/test.js';
+import type { TestStack } from '../../tests/support/stack.js';
+import { startService, waitFor, waitServing } from '../../tests/support/processes.js';
 import { IngestConfig } from '../src/config.js';
 import { start } from '../src/start.js';
 import { ADMIN_KEY, bearer } from './support.js';
 
-let stack: TestStack;
-beforeAll(async () => {
-  stack = await openStack('ingest-start');
-});
-afterAll(async () => {
-  await stack?.close();
-});
-
 /** The stack's environment with the embedded ClickHouse default, whatever the test run uses. */
-function embeddedEnv(extra: Record<string, string>): Record<string, string> {
+function embeddedEnv(stack: TestStack, extra: Record<string, string>): Record<string, string> {
   const { CLICKHOUSE_URL: _server, ...env } = stack.env;
   return { ...env, ADMIN_API_KEY: ADMIN_KEY, INGEST_PORT: '0', ...extra };
 }
@@ -32,7 +26,7 @@ async function call<T>(url: string, method: string, path: string, body?: unknown
 }
 
 describe('ingest started alone on the embedded default', () => {
-  it('says at start-up that usage summaries need the sink, and answers them 503 with how to fix it', async () => {
+  test('says at start-up that usage summaries need the sink, and answers them 503 with how to fix it', async ({ stack }) => {
     const lines: { level: number; msg: string }[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
@@ -40,7 +34,7 @@ describe('ingest started alone on the embedded default', () => {
         done();
       },
     });
-    const ingest = await start({ config: loadConfig(IngestConfig, embeddedEnv({})), log: pino({ level: 'info' }, sink) });
+    const ingest = await start({ config: loadConfig(IngestConfig, embeddedEnv(stack, {})), log: pino({ level: 'info' }, sink) });
     try {
       const account = await call<{ id: string; api_key: string }>(ingest.url, 'POST', '/v1/accounts', {
         email: 'alone@example.com', currency: 'USD', billing_mode: 'prepaid',
@@ -60,17 +54,17 @@ describe('ingest started alone on the embedded default', () => {
 });
 
 describe('npm start', () => {
-  it('runs ingest, rater and sink in one process: an event posted over HTTP shows in its usage summary; SIGTERM exits 0', async () => {
-    const service = startService('deploy/start.ts', embeddedEnv({
-      LOG_LEVEL: 'info',
+  test('runs ingest, rater and sink in one process: an event posted over HTTP shows in its usage summary; SIGTERM exits 0', async ({ stack }) => {
+    const port = await freePort();
+    const service = startService('deploy/start.ts', embeddedEnv(stack, {
+      INGEST_HOST: '127.0.0.1',
+      INGEST_PORT: String(port),
       CHDB_PATH: `.chdb/test-${process.env.MS_TEST_RUN ?? 'local'}/npm-start-${process.pid}`,
       SINK_FETCH_MAX_WAIT_MS: '100',
     }));
     try {
-      const url = await waitFor('npm start to serve', async () => {
-        if (service.child.exitCode !== null) throw new Error(`exited at start-up:\n${service.output()}`);
-        return /"url":"([^"]+)"[^\n]*"msg":"meterstream running/.exec(service.output())?.[1];
-      }, 90_000);
+      const url = `http://127.0.0.1:${port}`;
+      await waitServing(service, url);
 
       const product = `tts-${process.pid}`;
       expect((await call(url, 'PUT', `/v1/prices/${product}`, { unit: 'word', unit_price: '0.0025', per: 1, currency: 'USD' })).status).toBe(200);
@@ -91,8 +85,7 @@ describe('npm start', () => {
       expect(summary.totals).toEqual({ events: 1, amount: '0.300000' });
       expect(summary.products).toEqual([{ product, events: 1, quantity: '120.000000', amount: '0.300000' }]);
 
-      expect(await service.kill('SIGTERM')).toBe(0);
-      expect(service.output()).toContain('meterstream stopped');
+      expect(await service.kill('SIGTERM'), service.output()).toBe(0);
     } finally {
       await service.kill('SIGKILL');
     }

@@ -1,7 +1,7 @@
-import type { Pool } from '@meterstream/schemas/postgres';
-import type { Logger } from '@meterstream/schemas/logger';
-import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import { loadAccountStates, type AccountState } from '@meterstream/schemas/ledger/account-state';
+import type { Pool } from '@meterstream/platform/postgres';
+import type { Logger } from '@meterstream/platform/logger';
+import type { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { loadAccountStates, type AccountState } from '@meterstream/ledger/account-state';
 
 export interface CacheWriterOptions {
   /** Waits between repair rounds while Redis keeps failing: doubling, capped. */

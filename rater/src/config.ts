@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseConfig } from '@meterstream/schemas/config';
+import { BaseConfig } from '@meterstream/platform/config';
 
 export const RaterConfig = BaseConfig.extend({
   RATER_GROUP_ID: z.string().min(1).default('meterstream-rater').describe('Kafka consumer group of the raters; every rater of a deployment joins it.'),

@@ -1,6 +1,6 @@
 import type { Message } from 'kafkajs';
-import { inTransaction, type Pool, type PoolClient } from '@meterstream/schemas/postgres';
-import type { Logger } from '@meterstream/schemas/logger';
+import { inTransaction, type Pool, type PoolClient } from '@meterstream/platform/postgres';
+import type { Logger } from '@meterstream/platform/logger';
 import type { TopicNames } from '@meterstream/schemas';
 
 export const DEAD_LETTER_CODES = [

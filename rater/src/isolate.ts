@@ -1,5 +1,5 @@
-import type { PoolClient } from '@meterstream/schemas/postgres';
-import type { AccountState } from '@meterstream/schemas/ledger/account-state';
+import type { PoolClient } from '@meterstream/platform/postgres';
+import type { AccountState } from '@meterstream/ledger/account-state';
 import type { PriceLookup } from './price-book.js';
 import { eventKey, rateBatch, type LedgerRow, type RatedBatch, type Rejection, type SourceEvent } from './rate-batch.js';
 

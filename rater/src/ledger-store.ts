@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from '@meterstream/schemas/postgres';
+import type { Pool, PoolClient } from '@meterstream/platform/postgres';
 import type { RatedEvent } from '@meterstream/schemas';
 import { eventKey, type LedgerRow, type RatedBatch } from './rate-batch.js';
 import { deadLetterRecords, type DeadLetter } from './dead-letters.js';

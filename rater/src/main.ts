@@ -1,10 +1,10 @@
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
-import { createPool } from '@meterstream/schemas/postgres';
-import { createRedis } from '@meterstream/schemas/redis';
-import { createKafka } from '@meterstream/schemas/kafka';
-import { retryWithBackoff, RetryAborted } from '@meterstream/schemas/backoff';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
+import { createPool } from '@meterstream/platform/postgres';
+import { createRedis } from '@meterstream/platform/redis';
+import { createKafka } from '@meterstream/platform/kafka';
+import { retryWithBackoff, RetryAborted } from '@meterstream/platform/backoff';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { RaterConfig } from './config.js';
 import { startRater, type Rater } from './rater.js';
 

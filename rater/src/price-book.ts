@@ -1,6 +1,6 @@
-import type { Pool } from '@meterstream/schemas/postgres';
-import { listen, type PgListener } from '@meterstream/schemas/pg-listen';
-import type { Logger } from '@meterstream/schemas/logger';
+import type { Pool } from '@meterstream/platform/postgres';
+import { listen, type PgListener } from '@meterstream/platform/pg-listen';
+import type { Logger } from '@meterstream/platform/logger';
 import type { Currency, Unit } from '@meterstream/schemas';
 
 export interface PriceEntry {

@@ -1,5 +1,5 @@
 import { formatMicros, INT64_MAX, MAX_MONEY_MICROS, priceMicros, type RatedEvent, type UsageEvent } from '@meterstream/schemas';
-import { balanceAt, monthOf, type AccountState } from '@meterstream/schemas/ledger/account-state';
+import { balanceAt, monthOf, type AccountState } from '@meterstream/ledger/account-state';
 import type { PriceLookup } from './price-book.js';
 
 export interface SourceEvent {

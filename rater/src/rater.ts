@@ -1,10 +1,10 @@
 import type { Batch, Kafka, Message } from 'kafkajs';
 import { topicNames } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/schemas/kafka';
-import type { Pool } from '@meterstream/schemas/postgres';
-import type { Logger } from '@meterstream/schemas/logger';
-import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import { loadAccountStates, type AccountState } from '@meterstream/schemas/ledger/account-state';
+import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import type { Pool } from '@meterstream/platform/postgres';
+import type { Logger } from '@meterstream/platform/logger';
+import type { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { loadAccountStates, type AccountState } from '@meterstream/ledger/account-state';
 import type { RaterConfig } from './config.js';
 import { PriceBook } from './price-book.js';
 import { parseMessages, type RawMessage } from './parse.js';

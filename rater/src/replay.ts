@@ -5,10 +5,10 @@
 // skipped, and the ledger's primary key charges any event once however often it is replayed.
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { BaseConfig, loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
-import { createPool } from '@meterstream/schemas/postgres';
-import { createKafka, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/schemas/kafka';
+import { BaseConfig, loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
+import { createPool } from '@meterstream/platform/postgres';
+import { createKafka, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { Id, IsoTimestamp, topicNames } from '@meterstream/schemas';
 import { DEAD_LETTER_CODES, replayDeadLetters } from './dead-letters.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { INT64_MAX, MAX_MONEY_MICROS, toMicros } from '@meterstream/schemas';
-import type { AccountState } from '@meterstream/schemas/ledger/account-state';
+import type { AccountState } from '@meterstream/ledger/account-state';
 import { rateBatch, type SourceEvent } from '../src/rate-batch.js';
 import type { PriceEntry } from '../src/price-book.js';
 

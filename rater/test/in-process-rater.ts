@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
-import { createPool, type Pool } from '@meterstream/schemas/postgres';
-import { createRedis, type Redis } from '@meterstream/schemas/redis';
-import { createKafka } from '@meterstream/schemas/kafka';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
+import { createPool, type Pool } from '@meterstream/platform/postgres';
+import { createRedis, type Redis } from '@meterstream/platform/redis';
+import { createKafka } from '@meterstream/platform/kafka';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { RaterConfig } from '../src/config.js';
 import { startRater, type Rater } from '../src/rater.js';
 import type { TestStack } from '../../tests/support/stack.js';

@@ -3,7 +3,7 @@ import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { createAccount, produceEvents, setPrices, usageEvent, waitRaterIdle } from '../../tests/support/fixtures.js';
 import { expectBooksBalance } from '../../tests/support/books.js';
 import { encodeUsageEvent, type UsageEvent } from '@meterstream/schemas';
-import { murmur2, Murmur2Partitioner } from '@meterstream/schemas/partitioner';
+import { murmur2, Murmur2Partitioner } from '@meterstream/platform/partitioner';
 import { startInProcessRater, type InProcessRater } from './in-process-rater.js';
 
 describe('the rater follows Kafka\'s offsets', () => {

@@ -5,8 +5,8 @@ import { createAccount, produceEvents, readTopicMessages, setPrices, usageEvent,
 import { expectBooksBalance, expectedCharges } from '../../tests/support/books.js';
 import { startService, waitFor, type ServiceProcess } from '../../tests/support/processes.js';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import { loadAccountStates } from '@meterstream/schemas/ledger/account-state';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { loadAccountStates } from '@meterstream/ledger/account-state';
 import type { UsageEvent } from '@meterstream/schemas';
 import { startInProcessRater, type InProcessRater } from './in-process-rater.js';
 

@@ -4,7 +4,7 @@ import { createAccount, produceEvents, readTopicMessages, setPrices, usageEvent,
 import { expectBooksBalance } from '../../tests/support/books.js';
 import { startService } from '../../tests/support/processes.js';
 import { encodeUsageEvent, priceMicros, toMicros, type UsageEvent } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 import { startInProcessRater, type InProcessRater } from './in-process-rater.js';
 
 /** The dead letters of usage.dlq by the event id in their payload (all of them here are JSON). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { toMicros, type UsageEvent } from '@meterstream/schemas';
-import { compareBurnOrder, type AccountState, type GrantState } from '@meterstream/schemas/ledger/account-state';
+import { compareBurnOrder, type AccountState, type GrantState } from '@meterstream/ledger/account-state';
 import { rateBatch, type SourceEvent } from '../src/rate-batch.js';
 import type { PriceEntry } from '../src/price-book.js';
 

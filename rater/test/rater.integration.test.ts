@@ -4,7 +4,7 @@ import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitR
 import { expectBooksBalance } from '../../tests/support/books.js';
 import { startService, waitFor, type ServiceProcess } from '../../tests/support/processes.js';
 import { encodeUsageEvent, type UsageEvent } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 
 const PRODUCT_QTY: [string, () => string][] = [
   ['voice', () => String(1 + Math.floor(Math.random() * 300))],

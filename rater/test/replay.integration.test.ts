@@ -5,7 +5,7 @@ import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { createAccount, produceEvents, setPrices, usageEvent, waitRaterIdle } from '../../tests/support/fixtures.js';
 import { waitFor } from '../../tests/support/processes.js';
 import { priceMicros, toMicros } from '@meterstream/schemas';
-import { loadAccountStates } from '@meterstream/schemas/ledger/account-state';
+import { loadAccountStates } from '@meterstream/ledger/account-state';
 import { startInProcessRater, type InProcessRater } from './in-process-rater.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

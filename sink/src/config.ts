@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseConfig } from '@meterstream/schemas/config';
+import { BaseConfig } from '@meterstream/platform/config';
 
 export const SinkConfig = BaseConfig.extend({
   SINK_GROUP_ID: z.string().min(1).default('meterstream-sink').describe('Kafka consumer group of the sinks; every sink of a deployment joins it.'),

@@ -1,11 +1,11 @@
 import { once } from 'node:events';
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
-import { createKafka, ensureTopics } from '@meterstream/schemas/kafka';
-import { createClickHouse } from '@meterstream/schemas/clickhouse';
-import { migrateClickHouse } from '@meterstream/schemas/migrate';
+import { loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
+import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
+import { createClickHouse } from '@meterstream/platform/clickhouse';
+import { migrateClickHouse } from '@meterstream/platform/migrate';
 import { SinkConfig } from './config.js';
-import { retryWithBackoff, RetryAborted } from '@meterstream/schemas/backoff';
+import { retryWithBackoff, RetryAborted } from '@meterstream/platform/backoff';
 import { startSink } from './sink.js';
 
 const config = loadConfig(SinkConfig);

@@ -1,10 +1,10 @@
 import { Partitioners, type EachBatchPayload, type Kafka } from 'kafkajs';
 import { topicNames } from '@meterstream/schemas';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import type { Logger } from '@meterstream/schemas/logger';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
+import type { Logger } from '@meterstream/platform/logger';
 import type { SinkConfig } from './config.js';
 import { decodeBatch, type DecodedBatch } from './batch.js';
-import { retryWithBackoff, RetryAborted } from '@meterstream/schemas/backoff';
+import { retryWithBackoff, RetryAborted } from '@meterstream/platform/backoff';
 import { createCoalescer } from './coalescer.js';
 import { deadLetterMessage } from './dead-letters.js';
 import { rowKey, type RatedRow } from './row-format.js';

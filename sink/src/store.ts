@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { COLUMNS, rowKey, type RatedRow } from './row-format.js';
 
 export interface OffsetRange {

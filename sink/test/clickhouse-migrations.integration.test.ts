@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import { migrateClickHouse } from '@meterstream/schemas/migrate';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { migrateClickHouse } from '@meterstream/platform/migrate';
 import { openClickHouse } from '../../tests/support/stack.js';
 import { rowKey } from '../src/row-format.js';
 import { toRow } from '../src/rows.js';
@@ -23,7 +23,7 @@ function legacySchema(db: string): string[] {
             sum(from_grants) AS from_grants, sum(postpaid) AS postpaid, sum(overdraft) AS overdraft
      FROM ${db}.rated_events GROUP BY ${period}, account_id, product, currency`,
   ];
-  const ratedEventsDdl = readFileSync(new URL('../../schemas/migrations/clickhouse/001_rated_events.sql', import.meta.url), 'utf8');
+  const ratedEventsDdl = readFileSync(new URL('../../platform/migrations/clickhouse/001_rated_events.sql', import.meta.url), 'utf8');
   return [`CREATE DATABASE ${db}`, ratedEventsDdl.replaceAll('{db}', db), ...rollup('usage_daily', 'day', 'toDate(event_time)'),
     ...rollup('usage_monthly', 'month', 'toStartOfMonth(event_time)')];
 }

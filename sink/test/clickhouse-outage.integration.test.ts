@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin } from 'kafkajs';
 import type { RatedEvent } from '@meterstream/schemas';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { openClickHouse, openStack, type TestStack } from '../../tests/support/stack.js';
 import type { Sink } from '../src/sink.js';
 import { expectedTotals, ratedEvents } from './support/rated-events.js';

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin } from 'kafkajs';
-import { createClickHouse } from '@meterstream/schemas/clickhouse';
+import { createClickHouse } from '@meterstream/platform/clickhouse';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { expectedTotals, ratedEvents } from './support/rated-events.js';
 import { caughtUp, countRated, produceRated, totalsIn, waitFor } from './support/harness.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import { migrateClickHouse } from '@meterstream/schemas/migrate';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { migrateClickHouse } from '@meterstream/platform/migrate';
 import { openClickHouse } from '../../tests/support/stack.js';
 import { COLUMNS, rowKey, type RatedRow } from '../src/row-format.js';
 import { toRow } from '../src/rows.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Admin } from 'kafkajs';
-import { createClickHouse, type ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { startService, type ServiceProcess } from '../../tests/support/processes.js';
 import { startClickHouseServer, type ClickHouseServer } from '../../tests/support/clickhouse-server.js';

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
+import { loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
 import { toMicros, type UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { start, IngestConfig, type RunningIngest } from '@meterstream/ingest';
 import { startSink, SinkConfig, type Sink } from '@meterstream/sink';

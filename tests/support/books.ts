@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { priceMicros, toMicros, type UsageEvent } from '@meterstream/schemas';
-import { loadAccountStates } from '@meterstream/schemas/ledger/account-state';
+import { loadAccountStates } from '@meterstream/ledger/account-state';
 import { PRODUCTS } from './fixtures.js';
 import type { TestStack } from './stack.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { toMicros, encodeUsageEvent, type UsageEvent, type PriceInput, type GrantInput, type AccountInput } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/schemas/kafka';
-import { addGrant } from '@meterstream/schemas/ledger/grants';
+import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
+import { addGrant } from '@meterstream/ledger/grants';
 import { PRICE_LIST } from '@meterstream/bench/workload';
 import type { TestStack } from './stack.js';
 

@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import pg from 'pg';
-import { migratePostgres } from '@meterstream/schemas/migrate';
+import { migratePostgres } from '@meterstream/platform/migrate';
 
 // Each test run gets its own database and Redis/Kafka prefixes, so runs never collide.
 // With MS_TEST_STACK=docker the services come from testcontainers instead of deploy/up.sh.

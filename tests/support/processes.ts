@@ -41,3 +41,11 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
   throw new Error(`timed out waiting for ${what} (last: ${String(last)})`);
 }
+
+/** Resolves once the service answers GET /healthz at url; fails at once if it exits first. */
+export async function waitServing(service: ServiceProcess, url: string, timeoutMs = 90_000): Promise<void> {
+  await waitFor(`${url}/healthz to answer`, async () => {
+    if (service.child.exitCode !== null) throw new Error(`exited at start-up with ${service.child.exitCode}:\n${service.output()}`);
+    return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+  }, timeoutMs);
+}

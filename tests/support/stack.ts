@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { expect } from 'vitest';
 import type { Admin, Kafka } from 'kafkajs';
-import { BaseConfig, loadConfig } from '@meterstream/schemas/config';
-import { createPool, type Pool } from '@meterstream/schemas/postgres';
-import { createRedis, type Redis } from '@meterstream/schemas/redis';
-import { createKafka, ensureTopics } from '@meterstream/schemas/kafka';
-import { createClickHouse, type ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import { migrateClickHouse } from '@meterstream/schemas/migrate';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
+import { BaseConfig, loadConfig } from '@meterstream/platform/config';
+import { createPool, type Pool } from '@meterstream/platform/postgres';
+import { createRedis, type Redis } from '@meterstream/platform/redis';
+import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
+import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { migrateClickHouse } from '@meterstream/platform/migrate';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { topicNames, type TopicNames } from '@meterstream/schemas';
 
 /** The clients of one test worker: what is costly to open, shared by the stacks isolated on it. */

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { test as base } from 'vitest';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { isolate, openClickHouse, openServices, type Services, type TestStack } from './stack.js';
 
 /** What a worker opens once: the clients every test of the worker shares. */

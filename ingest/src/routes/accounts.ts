@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { Account, AccountInput, Grant, GrantInput, Id } from '@meterstream/schemas';
-import { addGrant, AccountNotFoundError } from '@meterstream/schemas/ledger/grants';
-import { inTransaction } from '@meterstream/schemas/postgres';
+import { addGrant, AccountNotFoundError } from '@meterstream/ledger/grants';
+import { inTransaction } from '@meterstream/platform/postgres';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { Balance, formatMicros } from '@meterstream/schemas';
-import { balanceAt, monthOf, type AccountState } from '@meterstream/schemas/ledger/account-state';
+import { balanceAt, monthOf, type AccountState } from '@meterstream/ledger/account-state';
 import { assertCanAccess } from '../auth.js';
 import { ApiError, errorResponses } from '../errors.js';
 import { AccountParams } from './accounts.js';

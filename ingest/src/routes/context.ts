@@ -1,6 +1,6 @@
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import type { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import type { Pool } from '@meterstream/schemas/postgres';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
+import type { BalanceCache } from '@meterstream/ledger/balance-cache';
+import type { Pool } from '@meterstream/platform/postgres';
 import type { ApiKeys } from '../auth.js';
 import type { IngestConfig } from '../config.js';
 import type { UsageEventProducer } from '../producer-client.js';

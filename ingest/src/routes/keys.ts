@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { inTransaction } from '@meterstream/schemas/postgres';
+import { inTransaction } from '@meterstream/platform/postgres';
 import { assertCanAccess, KeyNotFoundError, KeyRevokedError } from '../auth.js';
 import { ApiError, errorResponses } from '../errors.js';
 import { AccountParams } from './accounts.js';

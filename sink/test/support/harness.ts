@@ -1,7 +1,7 @@
 import type { Admin, KafkaMessage } from 'kafkajs';
-import { loadConfig } from '@meterstream/schemas/config';
-import type { ClickHouseClient } from '@meterstream/schemas/clickhouse';
-import { createLogger } from '@meterstream/schemas/logger';
+import { loadConfig } from '@meterstream/platform/config';
+import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { createLogger } from '@meterstream/platform/logger';
 import type { RatedEvent } from '@meterstream/schemas';
 import type { TestStack } from '../../../tests/support/stack.js';
 import { SinkConfig } from '../../src/config.js';

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ID_MAX_LENGTH } from '@meterstream/schemas';
-import { loadConfig } from '@meterstream/schemas/config';
-import { createLogger } from '@meterstream/schemas/logger';
+import { loadConfig } from '@meterstream/platform/config';
+import { createLogger } from '@meterstream/platform/logger';
 import { RaterConfig, startRater } from '@meterstream/rater';
 import { readTopicMessages, waitRaterIdle } from '../../tests/support/fixtures.js';
 import { fuzzRequest, judge, requestBytes, type FuzzRequest, type FuzzWorld } from '../../tests/support/http-fuzz.js';
@@ -62,7 +62,7 @@ beforeAll(async () => {
     for (const currency of ['USD', 'EUR']) await api('PUT', `/v1/prices/${product}`, { unit, unit_price, per, currency });
   }
   world = { adminKey: ADMIN_KEY, accounts, products: Object.keys(products), nowMs: Date.now() };
-  console.log(`fuzz: seed ${seed}, ${runs} runs; replay with FUZZ_SEED=${seed} FUZZ_RUNS=${runs} npx vitest run ingest/test/fuzz.test.ts`);
+  console.log(`fuzz: seed ${seed}, ${runs} runs; replay with FUZZ_SEED=${seed} FUZZ_RUNS=${runs} npx vitest run ingest/test/fuzz.integration.test.ts`);
 });
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import { Murmur2Partitioner } from './partitioner.js';
 import { Kafka, logLevel, type Admin, type Producer, type ProducerConfig, type ProducerRecord } from 'kafkajs';
 import type { Logger } from 'pino';
-import { topicNames } from './topics.js';
+import { topicNames } from '@meterstream/schemas';
 import { CLIENT_TIMEOUT_DEFAULTS, type ClientTimeouts } from './config.js';
 
 export type KafkaTimeouts = Partial<Pick<ClientTimeouts, 'KAFKA_CONNECTION_TIMEOUT_MS' | 'KAFKA_REQUEST_TIMEOUT_MS'>>;

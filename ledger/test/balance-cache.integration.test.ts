@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toMicros } from '@meterstream/schemas';
-import { createRedis, type Redis } from '@meterstream/schemas/redis';
-import { BalanceCache } from '@meterstream/schemas/ledger/balance-cache';
-import { addGrant } from '@meterstream/schemas/ledger/grants';
-import { balanceAt, loadAccountStates } from '@meterstream/schemas/ledger/account-state';
+import { createRedis, type Redis } from '@meterstream/platform/redis';
+import { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { addGrant } from '@meterstream/ledger/grants';
+import { balanceAt, loadAccountStates } from '@meterstream/ledger/account-state';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { createAccount } from '../../tests/support/fixtures.js';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';

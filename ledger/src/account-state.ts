@@ -1,6 +1,6 @@
-import type { PoolClient, Pool } from '../postgres.js';
-import type { BillingMode, GrantKind } from '../contracts/account.js';
-import type { Currency } from '../contracts/common.js';
+import type { PoolClient, Pool } from '@meterstream/platform/postgres';
+import type { BillingMode, GrantKind } from '@meterstream/schemas';
+import type { Currency } from '@meterstream/schemas';
 
 export interface GrantState {
   id: string;

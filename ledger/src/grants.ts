@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { inTransaction, type Pool } from '../postgres.js';
-import type { GrantInput, Grant } from '../contracts/account.js';
-import { formatMicros, toMicros } from '../money.js';
+import { inTransaction, type Pool } from '@meterstream/platform/postgres';
+import type { GrantInput, Grant } from '@meterstream/schemas';
+import { formatMicros, toMicros } from '@meterstream/schemas';
 import { compareBurnOrder, loadAccountStates, type AccountState } from './account-state.js';
 import type { BalanceCache } from './balance-cache.js';
 

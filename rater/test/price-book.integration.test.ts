@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@meterstream/schemas/logger';
-import { createPool, type Pool } from '@meterstream/schemas/postgres';
+import { createLogger } from '@meterstream/platform/logger';
+import { createPool, type Pool } from '@meterstream/platform/postgres';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { setPrices } from '../../tests/support/fixtures.js';
 import { waitFor } from '../../tests/support/processes.js';

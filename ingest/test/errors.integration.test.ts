@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { ID_MAX_LENGTH, INT64_MAX } from '@meterstream/schemas';
-import { createClickHouse } from '@meterstream/schemas/clickhouse';
-import { createLogger } from '@meterstream/schemas/logger';
-import { createPool, type Pool } from '@meterstream/schemas/postgres';
-import { createRedis } from '@meterstream/schemas/redis';
-import { loadConfig } from '@meterstream/schemas/config';
+import { createClickHouse } from '@meterstream/platform/clickhouse';
+import { createLogger } from '@meterstream/platform/logger';
+import { createPool, type Pool } from '@meterstream/platform/postgres';
+import { createRedis } from '@meterstream/platform/redis';
+import { loadConfig } from '@meterstream/platform/config';
 import { openRaw, rawRequest, refusedPort, type RawResponse } from '../../tests/support/raw-http.js';
 import { buildApp, type AppDeps } from '../src/app.js';
 import { IngestConfig } from '../src/config.js';

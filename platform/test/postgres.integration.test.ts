@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool, type Pool } from '@meterstream/schemas/postgres';
+import { createPool, type Pool } from '@meterstream/platform/postgres';
 import { waitFor } from '../../tests/support/processes.js';
 
 const DATABASE_URL = process.env.DATABASE_URL!;

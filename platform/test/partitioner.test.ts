@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Partitioners, type PartitionerArgs, type PartitionMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { murmur2, Murmur2Partitioner } from '@meterstream/schemas/partitioner';
+import { murmur2, Murmur2Partitioner } from '@meterstream/platform/partitioner';
 
 const metadata = (count: number): PartitionMetadata[] =>
   Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1] }));

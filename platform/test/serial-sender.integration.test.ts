@@ -1,4 +1,4 @@
-import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/schemas/kafka';
+import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { describe, expect, test } from '../../tests/support/test.js';
 import { readTopic } from '../../tests/support/fixtures.js';
 

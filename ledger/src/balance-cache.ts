@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Pool } from '../postgres.js';
+import type { Pool } from '@meterstream/platform/postgres';
 import { loadAccountStates, loadLedgerSeq, type AccountState, type GrantState } from './account-state.js';
 
 // Sets the state only when its ledger seq is newer than the cached one: writes after each
