@@ -3,6 +3,7 @@
 // through the HTTP API, then a report of what happened.
 import { randomBytes } from 'node:crypto';
 import { formatMicros } from '@meterstream/schemas';
+import { usageTotals, usageTotalsByAccount } from '@meterstream/platform/stores/usage-ledger';
 import { PRICE_LIST, workload } from '@meterstream/bench/workload';
 import { startPipeline } from './pipeline.js';
 
@@ -20,10 +21,10 @@ const { config: ingestConfig, ingest, ch, database: db, pool, stop } = await sta
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
 say(`meterstream demo: ingest ${ingest.url}, Kafka ${ingestConfig.KAFKA_BROKERS}, ClickHouse ${ingestConfig.CLICKHOUSE_URL ?? `chDB in-process (${ingestConfig.CHDB_PATH})`}`);
-async function api<T>(method: string, path: string, body?: unknown, key = ingestConfig.ADMIN_API_KEY): Promise<T> {
+async function api<T>(method: string, path: string, body?: unknown, key = ingestConfig.ADMIN_API_KEY, headers: Record<string, string> = {}): Promise<T> {
   const res = await fetch(`${ingest.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const json = (await res.json()) as T;
@@ -36,8 +37,10 @@ const accounts: string[] = [];
 for (let i = 0; i < ACCOUNTS; i++) {
   const postpaid = i % 5 === 0;
   const { id } = await api<{ id: string }>('POST', '/v1/accounts', { email: `demo-${i}-${Date.now()}@example.com`, currency: 'USD', billing_mode: postpaid ? 'postpaid' : 'prepaid' });
-  await api('POST', `/v1/accounts/${id}/grants`, { kind: 'gift', amount: '10', expires_at: new Date(Date.now() + 7 * 86_400_000).toISOString() });
-  if (i % 3 !== 0) await api('POST', `/v1/accounts/${id}/grants`, { kind: 'purchased', amount: '25' });
+  // Each grant under a key of its own: a retried request would add the credits once.
+  const grant = (body: unknown, key: string) => api('POST', `/v1/accounts/${id}/grants`, body, ingestConfig.ADMIN_API_KEY, { 'idempotency-key': key });
+  await grant({ kind: 'gift', amount: '10', expires_at: new Date(Date.now() + 7 * 86_400_000).toISOString() }, 'signup-gift');
+  if (i % 3 !== 0) await grant({ kind: 'purchased', amount: '25' }, 'first-purchase');
   accounts.push(id);
 }
 say(`created ${accounts.length} accounts (every 5th postpaid) with a $10 signup gift, two thirds with $25 purchased credits`);
@@ -59,22 +62,19 @@ for (const batch of bodies) {
 const distinct = new Set(events.map((e) => `${e.account_id}/${e.id}`)).size;
 say(`sent ${events.length + 1} events over HTTP in batches of 1000: ${accepted} accepted, ${rejected.length} rejected (${rejected.join('; ')})`);
 
-const sums = async () => {
-  const r = await pool.query<{ n: bigint; amount: bigint | null }>('SELECT count(*) AS n, sum(amount)::bigint AS amount FROM usage_ledger WHERE account_id = ANY($1)', [accounts]);
-  return r.rows[0]!;
-};
-for (let waited = 0; (await sums()).n < BigInt(distinct); waited += 200) {
+const sums = () => usageTotals(pool, accounts);
+for (let waited = 0; (await sums()).events < BigInt(distinct); waited += 200) {
   if (waited > 120_000) throw new Error('rating did not finish within 2 minutes');
   await new Promise((r) => setTimeout(r, 200));
 }
 const ledger = await sums();
-say(`rated ${ledger.n} distinct events in ${((performance.now() - started) / 1000).toFixed(1)} s; ${events.length - distinct} re-sent events were charged zero`);
+say(`rated ${ledger.events} distinct events in ${((performance.now() - started) / 1000).toFixed(1)} s; ${events.length - distinct} re-sent events were charged zero`);
 
 const chTotals = async () => (await (await ch.query({
   query: `SELECT toString(count()) AS n, toString(sum(amount)) AS amount FROM ${db}.rated_events WHERE account_id IN {accounts:Array(String)}`,
   format: 'JSONEachRow', query_params: { accounts },
 })).json<{ n: string; amount: string }>())[0]!;
-for (let waited = 0; (await chTotals()).n !== ledger.n.toString(); waited += 200) {
+for (let waited = 0; (await chTotals()).n !== ledger.events.toString(); waited += 200) {
   if (waited > 60_000) throw new Error('ClickHouse did not catch up within a minute');
   await new Promise((r) => setTimeout(r, 200));
 }
@@ -84,17 +84,16 @@ const books = await pool.query<{ burned: bigint; postpaid: bigint; overdraft: bi
           (SELECT coalesce(sum(amount), 0) FROM postpaid_usage WHERE account_id = ANY($1))::bigint AS postpaid,
           (SELECT coalesce(sum(overdraft), 0) FROM accounts WHERE id = ANY($1))::bigint AS overdraft`, [accounts]);
 const b = books.rows[0]!;
-say(`priced usage $${formatMicros(ledger.amount ?? 0n)} = grants burned $${formatMicros(b.burned)} + postpaid accrued $${formatMicros(b.postpaid)} + prepaid overdraft $${formatMicros(b.overdraft)}`);
-say(`ClickHouse holds ${inCh.n} rated events totalling $${formatMicros(BigInt(inCh.amount))} (${inCh.amount === (ledger.amount ?? 0n).toString() ? 'equal to' : 'DIFFERENT FROM'} the Postgres ledger)`);
+say(`priced usage $${formatMicros(ledger.amount)} = grants burned $${formatMicros(b.burned)} + postpaid accrued $${formatMicros(b.postpaid)} + prepaid overdraft $${formatMicros(b.overdraft)}`);
+say(`ClickHouse holds ${inCh.n} rated events totalling $${formatMicros(BigInt(inCh.amount))} (${inCh.amount === ledger.amount.toString() ? 'equal to' : 'DIFFERENT FROM'} the Postgres ledger)`);
 
 say('\nbusiest accounts (balance from the API, i.e. Redis):');
-const busiest = await pool.query<{ account_id: string; n: bigint }>(
-  'SELECT account_id, count(*) AS n FROM usage_ledger WHERE account_id = ANY($1) GROUP BY 1 ORDER BY 2 DESC LIMIT 5', [accounts]);
-for (const row of busiest.rows) {
-  const bal = await api<{ billing_mode: string; balance: string; postpaid_accrued_this_month: string; source: string }>('GET', `/v1/accounts/${row.account_id}/balance`);
-  say(`  ${row.account_id}  ${bal.billing_mode.padEnd(8)} ${String(row.n).padStart(6)} events  balance ${bal.balance.padStart(12)}  postpaid this month ${bal.postpaid_accrued_this_month}`);
+const busiest = (await usageTotalsByAccount(pool, accounts)).slice(0, 5);
+for (const row of busiest) {
+  const bal = await api<{ billing_mode: string; balance: string; postpaid_accrued_this_month: string; source: string }>('GET', `/v1/accounts/${row.accountId}/balance`);
+  say(`  ${row.accountId}  ${bal.billing_mode.padEnd(8)} ${String(row.events).padStart(6)} events  balance ${bal.balance.padStart(12)}  postpaid this month ${bal.postpaid_accrued_this_month}`);
 }
-const summary = await api<{ totals: unknown }>('POST', '/v1/credits/projections/usage-summary', { account_id: busiest.rows[0]!.account_id });
+const summary = await api<{ totals: unknown }>('POST', '/v1/credits/projections/usage-summary', { account_id: busiest[0]!.accountId });
 say(`\nusage summary of the busiest account (30 days, from ClickHouse): ${JSON.stringify(summary.totals)}`);
 
 await stop();

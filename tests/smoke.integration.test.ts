@@ -1,6 +1,8 @@
 import { Partitioners } from 'kafkajs';
 import { describe, expect, test } from './support/test.js';
+import { searchPrices, upsertPrice } from '@meterstream/platform/stores/prices';
 import { readTopic } from './support/fixtures.js';
+import { waitGroupStable } from './support/kafka-groups.js';
 
 // The real local stack answers: Kafka, Postgres, Redis and ClickHouse (chDB or CLICKHOUSE_URL).
 describe('smoke: the real services', () => {
@@ -12,11 +14,23 @@ describe('smoke: the real services', () => {
     expect(await readTopic(stack, stack.topics.dlq)).toEqual(['hello kafka']);
   });
 
+  test('shows a consumer in its group, with every partition, once it joined', async ({ services, stack }) => {
+    const groupId = `${stack.env.SINK_GROUP_ID}-smoke`;
+    const consumer = stack.kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
+    const joined = new Promise<string>((resolve) => consumer.on(consumer.events.GROUP_JOIN, (e) => resolve(e.payload.memberId)));
+    await consumer.connect();
+    await consumer.subscribe({ topic: stack.topics.events, fromBeginning: true });
+    await consumer.run({ eachMessage: async () => undefined });
+    const members = await waitGroupStable(services.admin, groupId, 1);
+    const partitions = Array.from({ length: stack.config.KAFKA_EVENTS_PARTITIONS }, (_, p) => p);
+    expect(members.map((m) => [m.memberId, m.assignment])).toEqual([[await joined, { [stack.topics.events]: partitions }]]);
+    await consumer.disconnect();
+  });
+
   test('writes and reads Postgres, with the migrations applied', async ({ services }) => {
-    await services.pool.query(`INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ('smoke', 'EUR', 'request', 1500, 1)
-      ON CONFLICT (product, currency) DO UPDATE SET unit_price = 1500`);
-    const r = await services.pool.query<{ unit_price: bigint }>(`SELECT unit_price FROM prices WHERE product = 'smoke' AND currency = 'EUR'`);
-    expect(r.rows[0]!.unit_price).toBe(1500n);
+    const set = await upsertPrice(services.pool, 'smoke', { currency: 'EUR', unit: 'request', unitPrice: 1500n, per: 1n });
+    expect(set).toMatchObject({ product: 'smoke', currency: 'EUR', unit: 'request', unitPrice: 1500n, per: 1n });
+    expect((await searchPrices(services.pool, { q: 'smoke', currency: 'EUR' })).filter((p) => p.product === 'smoke')).toEqual([set]);
   });
 
   test('writes and reads Redis', async ({ stack }) => {

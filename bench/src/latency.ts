@@ -2,6 +2,7 @@ import type { Message, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { UsageEventInput } from '@meterstream/schemas';
 import type { Pool } from '@meterstream/platform/postgres';
+import { ratingDelaysMs } from '@meterstream/platform/stores/usage-ledger';
 import { now, producePaced, toMessage, type PacedResult } from './produce.js';
 import { rng } from './workload.js';
 
@@ -132,10 +133,7 @@ export async function runLatencyPhase(o: {
   }
 
   // Cross-check over every event of the phase, straight from the ledger: rated_at - event time.
-  const led = await o.pool.query<{ ms: number }>(
-    `SELECT (extract(epoch FROM rated_at - event_time) * 1000)::float8 AS ms FROM usage_ledger WHERE event_id LIKE $1`,
-    [`${o.idPrefix}-%`],
-  );
+  const led = await ratingDelaysMs(o.pool, `${o.idPrefix}-`);
   return {
     offeredRate: o.rate,
     seconds: spanMs / 1000,
@@ -145,7 +143,7 @@ export async function runLatencyPhase(o: {
     sampledAccounts: tracked.size,
     redis: percentiles(latencies),
     unseen: inFlight,
-    ledger: percentiles(led.rows.map((r) => r.ms)),
+    ledger: percentiles(led),
     pollIntervalMs: o.pollMs,
   };
 }

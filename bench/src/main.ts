@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Message } from 'kafkajs';
 import { createClickHouse } from '@meterstream/platform/clickhouse';
+import { usageTotals } from '@meterstream/platform/stores/usage-ledger';
 import { closeContext, newRunId, openContext, ROOT, type RunContext } from './context.js';
 import { runCeiling } from './ceiling.js';
 import { runHttp, startIngest } from './http.js';
@@ -103,11 +104,11 @@ async function run(ctx: RunContext): Promise<void> {
     const sampled = sampler.stop();
     const cpu1 = { rater: procStats(rater.pid)?.cpuSeconds ?? null, sink: procStats(sink.pid)?.cpuSeconds ?? null };
     const seconds = (chDone - produced.startedAt) / 1000;
-    const distinct = await ctx.pool.query<{ n: bigint }>('SELECT count(*) AS n FROM usage_ledger');
+    const distinct = await usageTotals(ctx.pool);
     const window = { from: produced.startedAt - 1000, to: chDone + 1000 };
     result.e2e = {
       events: messages.length,
-      distinctEvents: Number(distinct.rows[0]!.n),
+      distinctEvents: Number(distinct.events),
       seconds,
       eventsPerSecond: messages.length / seconds,
       pgRedisSeconds: (pgDone - produced.startedAt) / 1000,

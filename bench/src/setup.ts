@@ -1,5 +1,6 @@
-import { toMicros } from '@meterstream/schemas';
+import { toMicros, type PriceInput } from '@meterstream/schemas';
 import type { Pool } from '@meterstream/platform/postgres';
+import { priceSetting, upsertPrice } from '@meterstream/platform/stores/prices';
 import { PRICE_LIST } from './workload.js';
 
 export interface SeededAccount {
@@ -7,14 +8,8 @@ export interface SeededAccount {
   billingMode: 'prepaid' | 'postpaid';
 }
 
-export async function setPrices(pool: Pool): Promise<void> {
-  for (const [product, p] of Object.entries(PRICE_LIST)) {
-    await pool.query(
-      `INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (product, currency) DO UPDATE SET unit = excluded.unit, unit_price = excluded.unit_price, per = excluded.per, updated_at = now()`,
-      [product, p.currency, p.unit, toMicros(p.unit_price).toString(), p.per],
-    );
-  }
+export async function setPrices(pool: Pool, prices: Record<string, PriceInput> = PRICE_LIST): Promise<void> {
+  for (const [product, p] of Object.entries(prices)) await upsertPrice(pool, product, priceSetting(p));
 }
 
 export const accountId = (i: number): string => `acct-${String(i).padStart(6, '0')}`;

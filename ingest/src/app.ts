@@ -2,9 +2,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import { ID_MAX_LENGTH } from '@meterstream/schemas';
+import { ID_MAX_LENGTH, topicNames } from '@meterstream/schemas';
 import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
 import type { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { CacheWriter } from '@meterstream/ledger/cache-writer';
+import { WriteOrder } from '@meterstream/ledger/write-order';
 import type { Pool } from '@meterstream/platform/postgres';
 import type { Redis } from '@meterstream/platform/redis';
 import { installApiKeys } from './auth.js';
@@ -71,11 +73,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Each client's errors are attributed to it, so that a 503 names the dependency that is down.
   const pool = attributeErrors(deps.pool, 'postgres', ['connect']);
+  const producer = attributeErrors(deps.producer, 'kafka');
+  const cacheWriter = new CacheWriter(deps.cache, pool, log);
+  app.addHook('onClose', async () => cacheWriter.stop());
   const ctx: RouteContext = {
     ...rest,
     pool,
     cache: attributeErrors(deps.cache, 'redis'),
-    producer: attributeErrors(deps.producer, 'kafka'),
+    producer,
+    ledger: new WriteOrder({
+      pool, send: (record) => producer.sendRecord(record), cache: cacheWriter, topics: topicNames(deps.config.KAFKA_TOPIC_PREFIX), log,
+      publishWaitMs: deps.config.INGEST_ACK_TIMEOUT_MS,
+    }),
     ch: deps.ch && attributeErrors(deps.ch, 'clickhouse', ['query']),
     keys: await installApiKeys(app, pool, deps.config, log, { listen: deps.listenForKeyChanges ?? true }),
   };

@@ -1,8 +1,11 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '@meterstream/platform/logger';
 import { listen, type PgListener } from '@meterstream/platform/pg-listen';
-import { inTransaction, type Pool, type PoolClient } from '@meterstream/platform/postgres';
+import type { Pool } from '@meterstream/platform/postgres';
+import {
+  API_KEY_PREFIX, findKeyOwner, hashApiKey, revokeApiKey, rotateApiKey, type ChangedApiKey, type IssuedApiKey, type KeyOwner,
+} from '@meterstream/platform/stores/api-keys';
 import type { IngestConfig } from './config.js';
 import { ApiError } from './errors.js';
 
@@ -18,47 +21,13 @@ declare module 'fastify' {
   }
 }
 
-const KEY_PREFIX = 'msk_';
 const POSITIVE_CACHE_MAX = 10_000;
 /** Postgres sends a key's hash here when its row changes (migration 004). */
 export const API_KEYS_CHANNEL = 'api_keys_changed';
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest();
-
-/** What the key routes show of a key: never the secret, which is shown once at creation. */
-export interface ApiKeyRecord {
-  id: string;
-  account_id: string;
-  created_at: string;
-  revoked_at: string | null;
-}
-
-interface KeyOwner {
-  accountId: string;
-  keyId: string;
-}
-
 interface PendingLookup {
   stale: boolean;
   row: Promise<KeyOwner | undefined>;
-}
-
-interface KeyRow {
-  id: string;
-  account_id: string;
-  created_at: Date;
-  revoked_at: Date | null;
-}
-
-const toRecord = (r: KeyRow): ApiKeyRecord => ({
-  id: r.id, account_id: r.account_id, created_at: r.created_at.toISOString(), revoked_at: r.revoked_at?.toISOString() ?? null,
-});
-
-export class KeyNotFoundError extends Error {
-  override readonly name = 'KeyNotFoundError';
-}
-export class KeyRevokedError extends Error {
-  override readonly name = 'KeyRevokedError';
 }
 
 export interface ApiKeysOptions {
@@ -89,7 +58,7 @@ export class ApiKeys {
   private readonly now: () => number;
 
   constructor(private readonly pool: Pool, adminKey: string, private readonly opts: ApiKeysOptions) {
-    this.adminHash = sha256(adminKey);
+    this.adminHash = hashApiKey(adminKey);
     this.now = opts.now ?? Date.now;
   }
 
@@ -135,70 +104,24 @@ export class ApiKeys {
     for (const inFlight of this.pending.values()) inFlight.stale = true;
   }
 
-  /** Creates a key for the account inside the caller's transaction; the plain key is never stored. */
-  async create(client: PoolClient, accountId: string): Promise<ApiKeyRecord & { api_key: string }> {
-    const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-    const { rows } = await client.query<KeyRow>(
-      'INSERT INTO api_keys (id, key_hash, account_id) VALUES ($1, $2, $3) RETURNING id, account_id, created_at, revoked_at',
-      [`key_${randomBytes(12).toString('hex')}`, sha256(key).toString('hex'), accountId],
-    );
-    return { ...toRecord(rows[0]!), api_key: key };
+  /** Revokes the key (see revokeApiKey); this instance evicts it at once, the others on its notification. */
+  async revoke(accountId: string, keyId: string): Promise<ChangedApiKey> {
+    const revoked = await revokeApiKey(this.pool, accountId, keyId);
+    this.evict(revoked.keyHash);
+    return revoked;
   }
 
-  async issue(client: PoolClient, accountId: string): Promise<string> {
-    return (await this.create(client, accountId)).api_key;
-  }
-
-  /** The account's keys, oldest first; null when the account does not exist. */
-  async list(accountId: string): Promise<ApiKeyRecord[] | null> {
-    const { rows } = await this.pool.query<KeyRow | { id: null }>(
-      `SELECT k.id, k.account_id, k.created_at, k.revoked_at
-         FROM accounts a LEFT JOIN api_keys k ON k.account_id = a.id
-        WHERE a.id = $1 ORDER BY k.created_at, k.id`,
-      [accountId],
-    );
-    if (rows.length === 0) return null;
-    return rows.flatMap((r) => (r.id === null ? [] : [toRecord(r)]));
-  }
-
-  /** Idempotent: revoking a revoked key answers its first revocation. */
-  async revoke(accountId: string, keyId: string): Promise<ApiKeyRecord> {
-    const { rows } = await this.pool.query<KeyRow & { key_hash: string }>(
-      `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE account_id = $1 AND id = $2
-       RETURNING id, account_id, created_at, revoked_at, key_hash`,
-      [accountId, keyId],
-    );
-    const row = rows[0];
-    if (!row) throw new KeyNotFoundError(`account ${accountId} has no key ${keyId}`);
-    // Other instances hear it from Postgres; this one need not wait for its own notification.
-    this.evict(row.key_hash);
-    return toRecord(row);
-  }
-
-  /** A new key for the account and the old one revoked, in one transaction. */
-  async rotate(accountId: string, keyId: string): Promise<{ revoked: ApiKeyRecord; created: ApiKeyRecord & { api_key: string } }> {
-    const { revoked, hash, created } = await inTransaction(this.pool, async (c) => {
-      const { rows } = await c.query<KeyRow & { key_hash: string }>(
-        'SELECT id, account_id, created_at, revoked_at, key_hash FROM api_keys WHERE account_id = $1 AND id = $2 FOR UPDATE',
-        [accountId, keyId],
-      );
-      const old = rows[0];
-      if (!old) throw new KeyNotFoundError(`account ${accountId} has no key ${keyId}`);
-      if (old.revoked_at) throw new KeyRevokedError(`key ${keyId} was revoked at ${old.revoked_at.toISOString()}; create a new key instead`);
-      const done = await c.query<KeyRow>(
-        'UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 RETURNING id, account_id, created_at, revoked_at',
-        [old.key_hash],
-      );
-      return { revoked: toRecord(done.rows[0]!), hash: old.key_hash, created: await this.create(c, accountId) };
-    });
-    this.evict(hash);
-    return { revoked, created };
+  /** Replaces the key (see rotateApiKey), evicting the old one as revoke does. */
+  async rotate(accountId: string, keyId: string): Promise<{ revoked: ChangedApiKey; created: IssuedApiKey }> {
+    const rotated = await rotateApiKey(this.pool, accountId, keyId);
+    this.evict(rotated.revoked.keyHash);
+    return rotated;
   }
 
   async principalFor(key: string): Promise<Principal | null> {
-    const hash = sha256(key);
+    const hash = hashApiKey(key);
     if (timingSafeEqual(hash, this.adminHash)) return { kind: 'admin' };
-    if (!key.startsWith(KEY_PREFIX)) return null;
+    if (!key.startsWith(API_KEY_PREFIX)) return null;
     const hex = hash.toString('hex');
     const now = this.now();
     const hit = this.known.get(hex);
@@ -220,11 +143,7 @@ export class ApiKeys {
 
   private async fetchOwner(hex: string, lookup: { stale: boolean }): Promise<KeyOwner | undefined> {
     this.lookups++;
-    const { rows } = await this.pool.query<{ account_id: string; id: string }>(
-      'SELECT account_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL',
-      [hex],
-    );
-    const owner = rows[0] && { accountId: rows[0].account_id, keyId: rows[0].id };
+    const owner = await findKeyOwner(this.pool, hex);
     if (lookup.stale) return owner;
     const now = this.now();
     if (owner) remember(this.known, hex, { ...owner, until: now + this.opts.cacheTtlMs }, POSITIVE_CACHE_MAX);

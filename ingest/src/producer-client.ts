@@ -1,4 +1,4 @@
-import type { Kafka, Message, Producer } from 'kafkajs';
+import type { Kafka, Message, Producer, ProducerRecord } from 'kafkajs';
 import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { IDEMPOTENT_PRODUCER_CONFIG, MAX_SEND_BYTES, serialSender } from '@meterstream/platform/kafka';
 import { formatIssues } from './issues.js';
@@ -80,6 +80,15 @@ export class UsageEventProducer {
     this.maxBuffered = opts.maxBufferedMessages ?? 10_000;
     this.maxAgeMs = (opts.maxAgeDays ?? 35) * 86_400_000;
   }
+
+  /**
+   * Sends other records (ledger entries, see @meterstream/ledger/write-order) through this same
+   * producer: one idempotent producer per process, and their requests coalesce with the events'.
+   * Not counted in the buffer and not waited for by close(): what a shutdown cuts off, the
+   * ledger's entry sweeper publishes later.
+   */
+  readonly sendRecord = (record: ProducerRecord): Promise<void> =>
+    this.closed ? Promise.reject(new ProducerClosedError()) : this.produce(record);
 
   /** Messages accepted and not yet acknowledged by Kafka. */
   get bufferedMessages(): number {

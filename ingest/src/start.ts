@@ -3,6 +3,7 @@ import { topicNames } from '@meterstream/schemas';
 import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { EntrySweeper } from '@meterstream/ledger/entry-sweeper';
 import { createLogger, type Logger } from '@meterstream/platform/logger';
 import { createPool } from '@meterstream/platform/postgres';
 import { createRedis } from '@meterstream/platform/redis';
@@ -50,8 +51,11 @@ export async function start({ config, log = createLogger('ingest', config.LOG_LE
   // A chDB of its own would be an empty one: without the sink beside it, only a server helps.
   const ownCh = !ch && config.CLICKHOUSE_URL ? await createClickHouse({ url: config.CLICKHOUSE_URL, chdbPath: config.CHDB_PATH }) : null;
   if (!ch && !ownCh) log.warn(`usage-summary disabled (answers 503): ${NO_SINK_CLICKHOUSE}`);
+  // Publishes the ledger entries a grant committed but could not get onto Kafka in time.
+  const sweeper = new EntrySweeper(pool, producer.sendRecord, topicNames(config.KAFKA_TOPIC_PREFIX).entries, log).start();
   const closeClients = async () => {
     try {
+      await sweeper.stop();
       await producer.close();
     } finally {
       await Promise.all([pool.end(), redis.quit(), ownCh?.close()]);

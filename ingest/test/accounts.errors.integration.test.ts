@@ -1,8 +1,9 @@
 import { describe, expect } from 'vitest';
-import { admin, createAccount, ingestTest, injector } from './support.js';
+import { admin, createAccount, ingestTest, injector, uid } from './support.js';
 
 // What the account-scoped routes answer to input they cannot serve: the status and the envelope.
 const test = ingestTest();
+const grantHeaders = () => ({ ...admin, 'idempotency-key': uid('grant') });
 
 describe('POST /v1/accounts', () => {
   test('explains invalid input in a 400 envelope', async ({ ingest: t }) => {
@@ -19,10 +20,10 @@ describe('grants and balance', () => {
   test('rejects a grant with more than 6 decimals and answers 404 for an unknown account', async ({ ingest: t }) => {
     const inject = injector(t.app);
     const acct = await createAccount(t.app);
-    const bad = await inject('POST', `/v1/accounts/${acct.id}/grants`, admin, { kind: 'purchased', amount: '1.0000001' });
+    const bad = await inject('POST', `/v1/accounts/${acct.id}/grants`, grantHeaders(), { kind: 'purchased', amount: '1.0000001' });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.message).toMatch(/body\.amount: .*6 decimal places/);
-    const missing = await inject('POST', '/v1/accounts/acct_missing/grants', admin, { kind: 'purchased', amount: '1' });
+    const missing = await inject('POST', '/v1/accounts/acct_missing/grants', grantHeaders(), { kind: 'purchased', amount: '1' });
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('ACCOUNT_NOT_FOUND');
   });
@@ -31,11 +32,11 @@ describe('grants and balance', () => {
     const inject = injector(t.app);
     const acct = await createAccount(t.app);
     const url = `/v1/accounts/${acct.id}/grants`;
-    const max = await inject('POST', url, admin, { kind: 'purchased', amount: '999999999.999999' });
+    const max = await inject('POST', url, grantHeaders(), { kind: 'purchased', amount: '999999999.999999' });
     expect(max.statusCode).toBe(201);
     expect(max.json().amount).toBe('999999999.999999');
     for (const amount of ['1000000000', '999999999999999', '999999999999999.999999']) {
-      const res = await inject('POST', url, admin, { kind: 'purchased', amount });
+      const res = await inject('POST', url, grantHeaders(), { kind: 'purchased', amount });
       expect(res.statusCode, amount).toBe(400);
       expect(res.json()).toEqual({ error: { code: 'VALIDATION_ERROR', message: 'body.amount: must be at most 999999999.999999' } });
     }
@@ -51,7 +52,7 @@ describe('grants and balance', () => {
 });
 
 describe('GET /v1/accounts/{id}/transactions', () => {
-  test('answers 400 for a cursor it did not issue or a bad limit, 404 for an unknown account', async ({ ingest: t }) => {
+  test('answers 400 for a cursor it did not issue, a bad limit or kind, 404 for an unknown account', async ({ ingest: t }) => {
     const inject = injector(t.app);
     const acct = await createAccount(t.app);
     const url = `/v1/accounts/${acct.id}/transactions`;
@@ -61,6 +62,9 @@ describe('GET /v1/accounts/{id}/transactions', () => {
     const limit = await inject('GET', `${url}?limit=0`, admin);
     expect(limit.statusCode).toBe(400);
     expect(limit.json().error.message).toMatch(/^querystring\.limit: /);
+    const kind = await inject('GET', `${url}?kind=bonus`, admin);
+    expect(kind.statusCode).toBe(400);
+    expect(kind.json().error.message).toMatch(/^querystring\.kind: /);
     expect((await inject('GET', '/v1/accounts/acct_nobody/transactions', admin)).statusCode).toBe(404);
   });
 });

@@ -7,6 +7,7 @@ import { admin, bearer, createAccount, ingestTest, injector, uid } from './suppo
 // in security and authorization-matrix.
 const test = ingestTest();
 const DAY = 86_400_000;
+const grantHeaders = () => ({ ...admin, 'idempotency-key': uid('grant') });
 
 describe('POST /v1/accounts', () => {
   test('creates an account and returns its key once; only the key hash is stored', async ({ ingest: t }) => {
@@ -30,11 +31,11 @@ describe('grants and balance', () => {
     const inject = injector(t.app);
     const acct = await createAccount(t.app);
     const url = `/v1/accounts/${acct.id}/grants`;
-    const gift = await inject('POST', url, admin, { kind: 'gift', amount: '10', expires_at: new Date(Date.now() + 7 * DAY).toISOString() });
+    const gift = await inject('POST', url, grantHeaders(), { kind: 'gift', amount: '10', expires_at: new Date(Date.now() + 7 * DAY).toISOString() });
     expect(gift.statusCode).toBe(201);
     expect(gift.json()).toMatchObject({ account_id: acct.id, kind: 'gift', amount: '10.000000', remaining: '10.000000', priority: 100 });
-    await inject('POST', url, admin, { kind: 'purchased', amount: '25.125' });
-    const expired = await inject('POST', url, admin, { kind: 'promotional', amount: '5', expires_at: new Date(Date.now() - DAY).toISOString() });
+    await inject('POST', url, grantHeaders(), { kind: 'purchased', amount: '25.125' });
+    const expired = await inject('POST', url, grantHeaders(), { kind: 'promotional', amount: '5', expires_at: new Date(Date.now() - DAY).toISOString() });
     expect(expired.statusCode).toBe(201);
 
     const res = await inject('GET', `/v1/accounts/${acct.id}/balance`, bearer(acct.api_key));
@@ -88,8 +89,8 @@ describe('GET /v1/accounts/{id}/transactions', () => {
     expect(first.statusCode).toBe(200);
     const p1 = first.json();
     expect(p1.transactions[0]).toEqual({
-      timestamp: '2025-03-01T10:05:00.000Z', action: 'image-gen', quantity: '7.500000', unit: 'image', amount: '0.050000',
-      balance_after: '-0.500000', event_id: rows[4]!.event_id, rated_at: '2025-03-01T10:05:02.000Z',
+      kind: 'usage', seq: 5, timestamp: '2025-03-01T10:05:00.000Z', action: 'image-gen', quantity: '7.500000', unit: 'image', amount: '0.050000',
+      direction: 'debit', balance_after: '-0.500000', event_id: rows[4]!.event_id, rated_at: '2025-03-01T10:05:02.000Z',
     });
     expect(p1.transactions.map((x: { event_id: string }) => x.event_id)).toEqual([rows[4]!.event_id, rows[3]!.event_id]);
 

@@ -21,7 +21,7 @@ interface Route {
   /** The status of an allowed call: the request below is valid, so nothing else may answer. */
   ok: number;
   /** A valid request; the routes that revoke a key are given a fresh key each call. */
-  request(f: Fixture): Promise<{ url: string; payload?: unknown }>;
+  request(f: Fixture): Promise<{ url: string; payload?: unknown; headers?: Record<string, string> }>;
 }
 
 const newKeyId = async (f: Fixture) => {
@@ -43,7 +43,7 @@ const ROUTES: Record<string, Route> = {
   },
   'POST /v1/accounts/{id}/grants': {
     who: 'admin', ok: 201,
-    request: async (f) => ({ url: `/v1/accounts/${f.account.id}/grants`, payload: { kind: 'purchased', amount: '1' } }),
+    request: async (f) => ({ url: `/v1/accounts/${f.account.id}/grants`, payload: { kind: 'purchased', amount: '1' }, headers: { 'idempotency-key': uid('grant') } }),
   },
   'GET /v1/accounts/{id}/balance': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/balance` }) },
   'GET /v1/accounts/{id}/transactions': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/transactions` }) },
@@ -111,8 +111,8 @@ describe('authorization matrix', () => {
       want[name] = {} as Record<Caller, string>;
       got[name] = {} as Record<Caller, string>;
       for (const caller of CALLERS) {
-        const { url, payload } = await route.request(fixture);
-        const res = await inject(method, url, headers[caller], payload);
+        const { url, payload, headers: more } = await route.request(fixture);
+        const res = await inject(method, url, { ...headers[caller], ...more }, payload);
         const refused = res.statusCode === 401 || res.statusCode === 403;
         got[name][caller] = refused ? `${res.statusCode} ${(res.json() as { error: { code: string } }).error.code}` : String(res.statusCode);
         want[name][caller] = expected(route, caller);

@@ -3,7 +3,7 @@ import { toMicros } from '@meterstream/schemas';
 import { createRedis, type Redis } from '@meterstream/platform/redis';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';
-import { admin, bearer, createAccount, openIngest, type TestIngest } from './support.js';
+import { admin, bearer, createAccount, openIngest, uid, type TestIngest } from './support.js';
 
 describe('GET /v1/accounts/{id}/balance while Redis is down', () => {
   let t: TestIngest;
@@ -23,7 +23,7 @@ describe('GET /v1/accounts/{id}/balance while Redis is down', () => {
   });
 
   const grant = async (id: string, amount: string) => {
-    const res = await t.app.inject({ method: 'POST', url: `/v1/accounts/${id}/grants`, headers: admin, payload: { kind: 'purchased', amount } });
+    const res = await t.app.inject({ method: 'POST', url: `/v1/accounts/${id}/grants`, headers: { ...admin, 'idempotency-key': uid('grant') }, payload: { kind: 'purchased', amount } });
     expect(res.statusCode).toBe(201);
   };
   const balance = async (id: string, key: string) => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ID_MAX_LENGTH } from '@meterstream/schemas';
 import { loadConfig } from '@meterstream/platform/config';
 import { createLogger } from '@meterstream/platform/logger';
+import { chargedEvents } from '@meterstream/platform/stores/usage-ledger';
 import { RaterConfig, startRater } from '@meterstream/rater';
 import { readTopicMessages, waitRaterIdle } from '../../tests/support/fixtures.js';
 import { fuzzRequest, judge, requestBytes, type FuzzRequest, type FuzzWorld } from '../../tests/support/http-fuzz.js';
@@ -32,9 +33,9 @@ const accepted = new Set<string>();
 const tally = new Map<string, number>();
 const count = (what: string) => tally.set(what, (tally.get(what) ?? 0) + 1);
 
-async function api(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
   const res = await fetch(`${ingest.url}${path}`, {
-    method, headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    method, headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body),
   });
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
   return (await res.json()) as Record<string, unknown>;
@@ -53,7 +54,7 @@ beforeAll(async () => {
   const accounts = [];
   for (const [currency, billing_mode] of [['USD', 'prepaid'], ['EUR', 'postpaid'], ['USD', 'postpaid']] as const) {
     const acct = await api('POST', '/v1/accounts', { email: `fuzz-${currency}-${billing_mode}@example.com`, currency, billing_mode });
-    await api('POST', `/v1/accounts/${String(acct.id)}/grants`, { kind: 'purchased', amount: '1000' });
+    await api('POST', `/v1/accounts/${String(acct.id)}/grants`, { kind: 'purchased', amount: '1000' }, { 'idempotency-key': 'fuzz-setup' });
     accounts.push({ id: String(acct.id), key: String(acct.api_key) });
   }
   // The longest id, and the highest unit price per single unit: quantity x price at its extreme.
@@ -129,9 +130,7 @@ describe('fuzz: malformed requests and events against a listening ingest', () =>
       const producedIds = new Set(produced.map((p) => p.event.id));
       expect([...accepted].filter((id) => !producedIds.has(id)), 'accepted but not on usage.events').toEqual([]);
 
-      const ledger = await stack.pool.query<{ account_id: string; event_id: string }>(
-        'SELECT account_id, event_id FROM usage_ledger WHERE event_id = ANY($1)', [[...producedIds]]);
-      const rated = new Set(ledger.rows.map((r) => `${r.account_id}/${r.event_id}`));
+      const rated = new Set((await chargedEvents(stack.pool, [...producedIds])).map((r) => `${r.accountId}/${r.eventId}`));
       const dead = new Map<string, string>();
       for (const m of await readTopicMessages(stack, stack.topics.dlq)) {
         const e = JSON.parse(m.value) as { id: string; account_id: string };

@@ -1,22 +1,21 @@
 import { Partitioners } from 'kafkajs';
 import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsageEvent, type UsageEventInput } from '@meterstream/schemas';
-import { openStack, type TestStack } from '../../tests/support/stack.js';
+import { describe, expect } from 'vitest';
+import { encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
+import { test as base } from '../../tests/support/test.js';
+import type { TestStack } from '../../tests/support/stack.js';
 import {
   InvalidUsageEventError, ProducerClosedError, UsageEventProducer, type UsageEventProducerOptions,
 } from '../src/producer-client.js';
-import { collectTopic, uid } from './support.js';
+import { collectTopic, uid, type TopicCollector } from './support.js';
 
-let stack: TestStack;
-let topic: Awaited<ReturnType<typeof collectTopic>>;
-beforeAll(async () => {
-  stack = await openStack('producer-client');
-  topic = await collectTopic(stack.kafka, stack.topics.events);
-});
-afterAll(async () => {
-  await topic?.stop();
-  await stack?.close();
+/** Each test on topics of its own, with `topic` reading its usage.events from the start. */
+const test = base.extend<{ topic: TopicCollector }>({
+  topic: async ({ stack }, use) => {
+    const topic = await collectTopic(stack.kafka, stack.topics.events);
+    await use(topic);
+    await topic.stop();
+  },
 });
 
 const event = (over: Partial<UsageEventInput> = {}): UsageEventInput => ({
@@ -24,7 +23,7 @@ const event = (over: Partial<UsageEventInput> = {}): UsageEventInput => ({
 });
 
 /** A client over a producer whose Produce requests are counted, to see how sends were batched. */
-async function countedProducer(opts: Partial<UsageEventProducerOptions> = {}) {
+async function countedProducer(stack: TestStack, opts: Partial<UsageEventProducerOptions> = {}) {
   const kp = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
   const counts = { produceRequests: 0 };
   kp.on(kp.events.REQUEST, (e) => {
@@ -35,7 +34,7 @@ async function countedProducer(opts: Partial<UsageEventProducerOptions> = {}) {
 }
 
 describe('UsageEventProducer', () => {
-  it('resolves once the event is on the topic, keyed by account, quantity canonical', async () => {
+  test('resolves once the event is on the topic, keyed by account, quantity canonical', async ({ stack, topic }) => {
     const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events });
     const e = event({ quantity: 3 });
     await p.send(e);
@@ -45,7 +44,7 @@ describe('UsageEventProducer', () => {
     await p.close();
   });
 
-  it("puts each account on the partition kafkajs's default partitioner picks (murmur2, as the Java client)", async () => {
+  test("puts each account on the partition kafkajs's default partitioner picks (murmur2, as the Java client)", async ({ stack, topic }) => {
     const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events });
     const events = Array.from({ length: 12 }, (_, i) => event({ account_id: `acct-part-${i}` }));
     await p.publish(events.map((e) => UsageEvent.parse(e)));
@@ -58,7 +57,7 @@ describe('UsageEventProducer', () => {
     await p.close();
   });
 
-  it('rejects what the HTTP ingest would reject, without buffering it', async () => {
+  test('rejects what the HTTP ingest would reject, without buffering it', async ({ stack }) => {
     const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events });
     const negative = p.send(event({ quantity: '-1' }));
     await expect(negative).rejects.toThrow(InvalidUsageEventError);
@@ -69,8 +68,8 @@ describe('UsageEventProducer', () => {
     await p.close();
   });
 
-  it('batches sends that arrive within the linger into one produce request, in order', async () => {
-    const { producer, counts } = await countedProducer({ lingerMs: 50 });
+  test('batches sends that arrive within the linger into one produce request, in order', async ({ stack, topic }) => {
+    const { producer, counts } = await countedProducer(stack, { lingerMs: 50 });
     const before = counts.produceRequests;
     const events = Array.from({ length: 200 }, () => event({ account_id: 'acct-batch' }));
     await Promise.all(events.map((e) => producer.send(e)));
@@ -82,19 +81,20 @@ describe('UsageEventProducer', () => {
     await producer.close();
   });
 
-  it('splits a batch into produce requests of at most maxSendBytes, in order', async () => {
-    const { producer, counts } = await countedProducer({ lingerMs: 50, maxSendBytes: 2_000 });
+  test('splits a batch into produce requests of at most maxSendBytes, in order', async ({ stack, topic }) => {
+    const { producer, counts } = await countedProducer(stack, { lingerMs: 50, maxSendBytes: 2_000 });
     const before = counts.produceRequests;
     const events = Array.from({ length: 25 }, () => event({ account_id: 'acct-split' }));
     await Promise.all(events.map((e) => producer.send(e)));
-    // each message counts ~64 bytes of overhead on top of its ~150 bytes of key and value
-    expect(counts.produceRequests - before).toBeGreaterThanOrEqual(3);
+    // Every message is as long as the others; each counts 64 bytes of overhead on top of its key and value.
+    const [messageBytes] = new Set(events.map((e) => Buffer.byteLength(e.account_id) + Buffer.byteLength(encodeUsageEvent(UsageEvent.parse(e))) + 64));
+    expect(counts.produceRequests - before).toBe(Math.ceil(events.length / Math.floor(2_000 / messageBytes!)));
     await topic.waitFor(events.map((e) => e.id!));
     expect(topic.messages.filter((m) => m.key === 'acct-split').map((m) => m.value.id)).toEqual(events.map((e) => e.id));
     await producer.close();
   });
 
-  it('lands a publish far above the 1 MiB a partition takes per request: one account, ~2.5 MB', async () => {
+  test('lands a publish far above the 1 MiB a partition takes per request: one account, ~2.5 MB', async ({ stack, topic }) => {
     const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 20_000 });
     const note = 'x'.repeat(200);
     const events = Array.from({ length: 10_000 }, () => event({ account_id: 'acct-big', properties: { note } }));
@@ -106,7 +106,7 @@ describe('UsageEventProducer', () => {
     await p.close();
   });
 
-  it('applies backpressure: never holds more than maxBufferedMessages, later sends wait their turn', async () => {
+  test('applies backpressure: never holds more than maxBufferedMessages, later sends wait their turn', async ({ stack }) => {
     const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 5, lingerMs: 1 });
     let maxSeen = 0;
     const settled: number[] = [];
@@ -125,7 +125,7 @@ describe('UsageEventProducer', () => {
     await p.close();
   });
 
-  it('lets a waiting send give up through its signal; that event is never produced', async () => {
+  test('lets a waiting send give up through its signal; that event is never produced', async ({ stack, topic }) => {
     const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, maxBufferedMessages: 1, lingerMs: 200 });
     const [first, dropped, last] = [event({ account_id: 'acct-abort' }), event({ account_id: 'acct-abort' }), event({ account_id: 'acct-abort' })];
     const sent = p.send(first);
@@ -140,7 +140,7 @@ describe('UsageEventProducer', () => {
     await p.close();
   });
 
-  it('flush() sends without waiting out the linger; close() flushes, then refuses new events', async () => {
+  test('flush() sends without waiting out the linger; close() flushes, then refuses new events', async ({ stack, topic }) => {
     const p = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, lingerMs: 60_000 });
     const events = [event(), event(), event()];
     const acked = events.map((e) => p.send(e));

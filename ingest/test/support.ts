@@ -87,7 +87,8 @@ export interface Consumed {
 
 /** Reads a topic from the beginning into memory, so tests can check what really landed on it. */
 export async function collectTopic(kafka: Kafka, topic: string) {
-  const consumer = kafka.consumer({ groupId: `collect-${randomBytes(4).toString('hex')}` });
+  // Short fetches: stop() waits out the fetch in flight.
+  const consumer = kafka.consumer({ groupId: `collect-${randomBytes(4).toString('hex')}`, maxWaitTimeInMs: 100 });
   const messages: Consumed[] = [];
   const byId = new Map<unknown, Consumed>();
   await consumer.connect();

@@ -1,14 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { toMicros } from '@meterstream/schemas';
 import { createRedis, type Redis } from '@meterstream/platform/redis';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
-import { addGrant } from '@meterstream/ledger/grants';
+import { createLogger } from '@meterstream/platform/logger';
+import { CacheWriter } from '@meterstream/ledger/cache-writer';
+import { WriteOrder } from '@meterstream/ledger/write-order';
+import { addGrant } from '@meterstream/ledger/commands/add-grant';
 import { balanceAt, loadAccountStates } from '@meterstream/ledger/account-state';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { createAccount } from '../../tests/support/fixtures.js';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';
 
 const grant = (amount: string) => ({ kind: 'purchased' as const, amount, priority: 100 });
+const log = createLogger('balance-cache-test', 'silent');
 
 describe('BalanceCache.readThrough', () => {
   let stack: TestStack;
@@ -33,13 +37,19 @@ describe('BalanceCache.readThrough', () => {
   it('shows a grant whose cache write and invalidation were both refused, and repairs the cache', async () => {
     const account = await createAccount(stack);
     const writer = cacheOn(redisServer.url);
-    await addGrant(stack.pool, writer, account, grant('5'));
+    // Grants cached on this Redis; the write order's own repair held off, so that the reader's is what is tested.
+    const cacheWriter = new CacheWriter(writer, stack.pool, log, { retryInitialMs: 600_000 });
+    const order = new WriteOrder({ pool: stack.pool, send: async () => undefined, cache: cacheWriter, topics: stack.topics, log });
+    let n = 0;
+    const addCredits = (amount: string) => addGrant(order, { accountId: account, input: grant(amount), idempotencyKey: `k${++n}` });
+    onTestFinished(() => cacheWriter.stop());
+    await addCredits('5');
     expect(balanceAt((await writer.read(account))!, Date.now())).toBe(toMicros('5'));
 
     // This Redis now refuses every write (the Lua update and the DEL alike): NOREPLICAS.
     await redisServer.admin.config('SET', 'min-replicas-to-write', '1');
     try {
-      await addGrant(stack.pool, writer, account, grant('7'));
+      await addCredits('7');
       // The precondition of the defect: Redis still holds the state from before the grant.
       expect(balanceAt((await writer.read(account))!, Date.now())).toBe(toMicros('5'));
     } finally {

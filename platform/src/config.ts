@@ -22,7 +22,7 @@ export const BaseConfig = z.object({
   REDIS_URL: z.url().default('redis://127.0.0.1:6379').describe('Redis: the balance cache and the shared rate-limit counts.'),
   REDIS_PREFIX: z.string().default('ms:').describe('Prefix of every Redis key.'),
   KAFKA_BROKERS: z.string().min(1).default('127.0.0.1:9092').describe('Kafka brokers, `host:port` separated by commas; when set, `deploy/up.sh` starts no broker.'),
-  KAFKA_TOPIC_PREFIX: z.string().default('').describe('Prefix of the topic names `usage.events`, `usage.rated` and `usage.dlq`.'),
+  KAFKA_TOPIC_PREFIX: z.string().default('').describe('Prefix of the topic names `usage.events`, `usage.rated`, `usage.dlq` and `ledger.entries`.'),
   KAFKA_EVENTS_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(12).describe('Partitions of `usage.events` and `usage.rated` when they are created (an existing topic keeps its own).'),
   CLICKHOUSE_URL: z.url().optional().describe("A ClickHouse server, written by the sink and read by ingest's usage summary; unset: embedded chDB, which only the process running the sink can read."),
   CLICKHOUSE_DATABASE: z.string().regex(/^\w+$/).default('meterstream').describe('The ClickHouse database the sink writes and ingest reads.'),

@@ -35,12 +35,36 @@ export async function ensureTopics(admin: Admin, prefix: string, eventPartitions
     { topic: t.events, numPartitions: eventPartitions },
     { topic: t.rated, numPartitions: eventPartitions },
     { topic: t.dlq, numPartitions: 1 },
+    // Keyed by account like usage.rated, so one account's entries stay in order on one partition.
+    { topic: t.entries, numPartitions: eventPartitions },
   ].filter((w) => !existing.has(w.topic));
   if (wanted.length === 0) return;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: wanted.map((w) => ({ ...w, replicationFactor: 1, configEntries: [{ name: 'min.insync.replicas', value: '1' }] })),
-  });
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: wanted.map((w) => ({ ...w, replicationFactor: 1, configEntries: [{ name: 'min.insync.replicas', value: '1' }] })),
+    });
+  } catch (e) {
+    // kafkajs waits for the leaders with a metadata request that it retries only on
+    // LEADER_NOT_AVAILABLE; a broker busy deleting other topics may answer the created topics as
+    // still unknown. They were created: wait until the broker knows them.
+    if ((e as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw e;
+    await waitForTopics(admin, wanted.map((w) => w.topic));
+  }
+}
+
+async function waitForTopics(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics });
+      if (found.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (e) {
+      if ((e as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' || Date.now() > deadline) throw e;
+    }
+    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export const IDEMPOTENT_PRODUCER_CONFIG: ProducerConfig = {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BillingMode, Currency, GrantKind, Unit } from '@meterstream/schemas';
+import { BillingMode, Currency, GrantKind, LedgerEntryKind, Unit } from '@meterstream/schemas';
 
 // The zod enums are the contract; the Postgres CHECK lists repeat them. Nothing else ties the two
 // together, so this reads every migration and compares, column by column.
@@ -27,6 +27,8 @@ describe('zod enums and SQL CHECK lists', () => {
     ['grants.kind', GrantKind.options],
     ['prices.currency', Currency.options],
     ['prices.unit', Unit.options],
+    ['ledger_entries.kind', LedgerEntryKind.options],
+    ['ledger_entries.currency', Currency.options],
   ])('%s allows exactly the contract values', (column, values) => {
     expect(lists.get(column)?.slice().sort()).toEqual([...values].sort());
   });

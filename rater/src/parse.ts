@@ -1,6 +1,6 @@
 import { UsageEvent } from '@meterstream/schemas';
-import { deadLetter, type DeadLetter } from './dead-letters.js';
-import type { SourceEvent } from './rate-batch.js';
+import { deadLetter, type DeadLetter } from '@meterstream/ledger/dead-letters';
+import type { SourceEvent } from '@meterstream/ledger/core/rate';
 
 export interface RawMessage {
   offset: string;

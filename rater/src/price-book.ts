@@ -2,14 +2,7 @@ import type { Pool } from '@meterstream/platform/postgres';
 import { listen, type PgListener } from '@meterstream/platform/pg-listen';
 import type { Logger } from '@meterstream/platform/logger';
 import type { Currency, Unit } from '@meterstream/schemas';
-
-export interface PriceEntry {
-  unit: Unit;
-  unitPrice: bigint; // micro-units of the currency per `per` units
-  per: bigint;
-}
-
-export type PriceLookup = (product: string, currency: Currency) => PriceEntry | undefined;
+import type { PriceEntry, PriceLookup } from '@meterstream/ledger/core/price';
 
 export interface PriceBookOptions {
   now?: () => number;
@@ -115,7 +108,8 @@ export class PriceBook {
       'SELECT product, currency, unit, unit_price, per FROM prices',
     );
     const next = new Map<string, PriceEntry>();
-    for (const r of rows.rows) next.set(`${r.product}\u0000${r.currency}`, { unit: r.unit, unitPrice: r.unit_price, per: r.per });
+    // The prices table holds list prices only; other pricing models are not stored yet.
+    for (const r of rows.rows) next.set(`${r.product}\u0000${r.currency}`, { model: 'per_unit', unit: r.unit, unitPrice: r.unit_price, per: r.per });
     this.prices = next;
     this.lastLoad = startedAt;
     this.log.debug({ prices: next.size }, 'price book loaded');

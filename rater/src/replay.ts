@@ -10,7 +10,8 @@ import { createLogger } from '@meterstream/platform/logger';
 import { createPool } from '@meterstream/platform/postgres';
 import { createKafka, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { Id, IsoTimestamp, topicNames } from '@meterstream/schemas';
-import { DEAD_LETTER_CODES, replayDeadLetters } from './dead-letters.js';
+import { DEAD_LETTER_CODES } from '@meterstream/ledger/dead-letters';
+import { replayDeadLetters } from './dead-letters.js';
 
 const Args = z.object({
   code: z.enum(DEAD_LETTER_CODES).optional(),

@@ -10,7 +10,7 @@ import { PriceBook } from '../src/price-book.js';
 const log = createLogger('price-book-test', process.env.LOG_LEVEL);
 const product = () => `pb-${randomBytes(5).toString('hex')}`;
 const price = { unit: 'request', unit_price: '0.002', per: 1, currency: 'USD' } as const;
-const entry = { unit: 'request', unitPrice: 2000n, per: 1n };
+const entry = { model: 'per_unit', unit: 'request', unitPrice: 2000n, per: 1n };
 
 describe('PriceBook', () => {
   let stack: TestStack;

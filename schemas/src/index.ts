@@ -5,4 +5,8 @@ export * from './contracts/usage-event.js';
 export * from './contracts/price.js';
 export * from './contracts/account.js';
 export * from './contracts/rated-event.js';
+export * from './contracts/api-key.js';
+export * from './contracts/usage-summary.js';
+export * from './contracts/ledger-entry.js';
+export * from './contracts/transaction.js';
 export * from './topics.js';

@@ -4,6 +4,8 @@ export function topicNames(prefix = '') {
     events: `${prefix}usage.events`,
     rated: `${prefix}usage.rated`,
     dlq: `${prefix}usage.dlq`,
+    /** Every money movement other than usage (LedgerEntry), keyed by account. */
+    entries: `${prefix}ledger.entries`,
   } as const;
 }
 export type TopicNames = ReturnType<typeof topicNames>;

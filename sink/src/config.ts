@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { BaseConfig } from '@meterstream/platform/config';
 
 export const SinkConfig = BaseConfig.extend({
-  SINK_GROUP_ID: z.string().min(1).default('meterstream-sink').describe('Kafka consumer group of the sinks; every sink of a deployment joins it.'),
+  SINK_GROUP_ID: z.string().min(1).default('meterstream-sink').describe('Kafka consumer group of the sinks on usage.rated; every sink of a deployment joins it. Their consumer of ledger.entries uses `<SINK_GROUP_ID>.entries`.'),
   SINK_MAX_INSERT_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe(
     'Partition batches fetched together are merged into one ClickHouse insert of at most this many rows.',
   ),

@@ -59,7 +59,7 @@ export function toRow(e: RatedEvent): RatedRow {
 
 // MoneyString allows 15 integer digits, i.e. up to 1e21 micro-units, and ClickHouse parses an
 // Int64 that does not fit by silently wrapping it: such an event must be rejected, not stored.
-function int64(micros: bigint, field: string): string {
+export function int64(micros: bigint, field: string): string {
   if (micros > INT64_MAX || micros < -INT64_MAX - 1n) throw new RangeError(`${field} does not fit Int64 micro-units`);
   return micros.toString();
 }
@@ -69,7 +69,7 @@ function int64(micros: bigint, field: string): string {
  * DateTime64(3) would. Outside DateTime64's range ClickHouse stores another time or refuses the
  * whole insert, so such an event is rejected instead.
  */
-function utcDateTime64(iso: string, field: string): string {
+export function utcDateTime64(iso: string, field: string): string {
   const utc = new Date(Date.parse(iso)).toISOString(); // RangeError if V8 cannot parse it
   const year = Number(utc.slice(0, 4)); // the '+YYYYYY' and '-YYYYYY' forms land outside too
   if (!(year >= 1900 && year <= 2299)) throw new RangeError(`${field} is outside DateTime64's range (years 1900 to 2299)`);

@@ -9,6 +9,8 @@ import { createCoalescer } from './coalescer.js';
 import { deadLetterMessage } from './dead-letters.js';
 import { rowKey, type RatedRow } from './row-format.js';
 import { writeFresh, type UniqueRows } from './store.js';
+import { brief, keepAlive } from './write-support.js';
+import { createEntriesConsumer } from './ledger-entries.js';
 
 export interface SinkDeps {
   config: SinkConfig;
@@ -28,6 +30,8 @@ export interface SinkStats {
   invalid: number;
   retries: number;
   groupJoins: number;
+  /** ledger entries written (ledger.entries -> ledger_entries) */
+  entries: number;
 }
 
 export interface Sink {
@@ -40,8 +44,6 @@ type Work = DecodedBatch & { kafka: Pick<EachBatchPayload, 'resolveOffset' | 'he
 
 // Up to this many partition batches of one fetch are handed over together and merged into one insert.
 const PARTITIONS_PER_WRITE = 64;
-// kafkajs throttles heartbeats to its heartbeatInterval itself; this only has to be shorter.
-const HEARTBEAT_TICK_MS = 1_000;
 
 /**
  * usage.rated -> ClickHouse rated_events, in its own consumer group. Rows whose (account_id,
@@ -49,11 +51,13 @@ const HEARTBEAT_TICK_MS = 1_000;
  * token, so a retried or replayed batch writes nothing twice. Neither is atomic across processes
  * (two sinks during a rebalance can both insert an event); what keeps the figures exact is that
  * they are read through rated_events FINAL. Offsets are committed only after the write, so a
- * failing ClickHouse stalls the sink (with backoff) and it catches up later.
+ * failing ClickHouse stalls the sink (with backoff) and it catches up later. Beside it, a small
+ * consumer writes ledger.entries (grants and every other non-usage movement) to ledger_entries
+ * (ledger-entries.ts).
  */
 export async function startSink({ config, ch, database, kafka, log, onFatal }: SinkDeps): Promise<Sink> {
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const stats: SinkStats = { writes: 0, rows: 0, duplicates: 0, invalid: 0, retries: 0, groupJoins: 0 };
+  const stats: SinkStats = { writes: 0, rows: 0, duplicates: 0, invalid: 0, retries: 0, groupJoins: 0, entries: 0 };
   const stopping = new AbortController();
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   const consumer = kafka.consumer({
@@ -129,9 +133,11 @@ export async function startSink({ config, ch, database, kafka, log, onFatal }: S
 
   const coalescer = createCoalescer<Work>({ maxWeight: config.SINK_MAX_INSERT_ROWS, weight: (w) => w.messages, write });
 
+  const entries = createEntriesConsumer({ config, ch, database, kafka, log, producer, retry, stopping: stopping.signal, onFatal, stats });
   async function stop(): Promise<void> {
     stopping.abort();
-    await consumer.disconnect(); // waits for the batch in hand, then leaves the group
+    // Each waits for the batch in hand, then leaves its group.
+    await Promise.all([consumer.disconnect(), entries.stop()]);
     await producer.disconnect();
   }
   // A start that fails halfway (Kafka unreachable) closes what it opened, so the caller can retry.
@@ -157,17 +163,9 @@ export async function startSink({ config, ch, database, kafka, log, onFatal }: S
       }
     },
   }).catch(abandon);
+  await entries.start().catch(abandon);
 
   return { stats, stop };
-}
-
-/** Heartbeats while a write takes long (ClickHouse retries) so the group does not evict this member. */
-function keepAlive(heartbeat: () => Promise<void>): { lost: AbortSignal; stop(): void } {
-  const lost = new AbortController();
-  const timer = setInterval(() => {
-    heartbeat().catch((err: unknown) => lost.abort(err));
-  }, HEARTBEAT_TICK_MS);
-  return { lost: lost.signal, stop: () => clearInterval(timer) };
 }
 
 /** The same event twice in one write (republished within the batch window) is written once. */
@@ -188,11 +186,4 @@ function firstOccurrences(works: readonly { rows: readonly RatedRow[] }[]): { un
     }
   }
   return { unique, repeats };
-}
-
-/** ClickHouse quotes the failed query, which names every event of the batch: keep the log line short. */
-function brief(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: String(err) };
-  const { code, type } = err as Error & { code?: unknown; type?: unknown };
-  return { name: err.name, code, type, message: err.message.length > 300 ? `${err.message.slice(0, 300)}...` : err.message };
 }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { z } from 'zod';
 import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
+import { chQuery } from '@meterstream/platform/clickhouse-query';
 import { COLUMNS, rowKey, type RatedRow } from './row-format.js';
 
 export interface OffsetRange {
@@ -36,6 +38,17 @@ export async function writeFresh(ch: ClickHouseClient, database: string, batch: 
   return fresh.rows.length;
 }
 
+// Checked once per batch, not per row: a few string checks, and rows only for events found again.
+const storedKeys = chQuery({
+  name: 'storedKeys',
+  query: (db) => `SELECT account_id, event_id FROM ${db}.rated_events
+                   WHERE event_time BETWEEN {from:DateTime64(3, 'UTC')} AND {to:DateTime64(3, 'UTC')}
+                     AND account_id IN splitByChar('\\n', {accounts:String}) AND event_id IN splitByChar('\\n', {events:String})`,
+  params: z.object({ from: z.string(), to: z.string(), accounts: z.string(), events: z.string() }),
+  schema: z.tuple([z.string(), z.string()]),
+  format: 'JSONCompactEachRow',
+});
+
 /**
  * Keys of the given rows that rated_events holds already. One query per batch; the IN lists over
  * both key columns use the primary key and may match extra pairs, which the caller's per-row
@@ -57,16 +70,7 @@ export async function findExisting(ch: ClickHouseClient, database: string, rows:
     if (r.event_time < from) from = r.event_time;
     if (r.event_time > to) to = r.event_time;
   }
-  const rs = await ch.query({
-    query: `SELECT account_id, event_id FROM ${database}.rated_events
-            WHERE event_time BETWEEN {from:DateTime64(3, 'UTC')} AND {to:DateTime64(3, 'UTC')}
-              AND account_id IN splitByChar('\\n', {accounts:String}) AND event_id IN splitByChar('\\n', {events:String})`,
-    query_params: { from, to, accounts: [...accounts].join('\n'), events: rows.map((r) => r.event_id).join('\n') },
-    format: 'JSONCompactEachRow',
-    // Over HTTP thousands of ids would not fit a URL; chDB ignores this.
-    use_multipart_params_auto: true,
-  });
-  const found = await rs.json<[string, string]>();
+  const found = await storedKeys(ch, database, { from, to, accounts: [...accounts].join('\n'), events: rows.map((r) => r.event_id).join('\n') });
   return new Set(found.map(([account_id, event_id]) => rowKey({ account_id, event_id })));
 }
 
@@ -96,6 +100,6 @@ export async function insertRows(ch: ClickHouseClient, database: string, rows: r
   stream.destroy();
 }
 
-function sqlString(s: string): string {
+export function sqlString(s: string): string {
   return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }

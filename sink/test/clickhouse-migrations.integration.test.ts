@@ -10,7 +10,7 @@ import { expectedTotals, ratedEvents } from './support/rated-events.js';
 import { rows, totalsIn } from './support/harness.js';
 
 const accounts = ['acct-1', 'acct-2', 'acct-3'];
-const MIGRATIONS = ['001_rated_events.sql', '002_usage_views_from_final.sql'];
+const MIGRATIONS = ['001_rated_events.sql', '002_usage_views_from_final.sql', '003_ledger_entries.sql'];
 
 /** What every database held before migrations were versioned: 001 also made summing tables fed by materialized views. */
 function legacySchema(db: string): string[] {
@@ -60,6 +60,7 @@ describe('versioned ClickHouse migrations', () => {
 
     expect(await migrateClickHouse(ch, db)).toEqual(MIGRATIONS);
     expect(await objects(ch, db)).toEqual([
+      { name: 'ledger_entries', engine: 'ReplacingMergeTree' },
       { name: 'rated_events', engine: 'ReplacingMergeTree' },
       { name: 'schema_migrations', engine: 'ReplacingMergeTree' },
       { name: 'usage_daily', engine: 'View' },
@@ -75,9 +76,9 @@ describe('versioned ClickHouse migrations', () => {
     const both = await Promise.all([migrateClickHouse(ch, db), migrateClickHouse(ch, db)]);
     expect(both.flat().sort()).toEqual(expect.arrayContaining(MIGRATIONS));
     const schema = await objects(ch, db);
-    expect(schema.map((o) => o.name)).toEqual(['rated_events', 'schema_migrations', 'usage_daily', 'usage_monthly']);
+    expect(schema.map((o) => o.name)).toEqual(['ledger_entries', 'rated_events', 'schema_migrations', 'usage_daily', 'usage_monthly']);
 
-    // A migrator that read the version table before the other wrote it re-runs 001 and 002 over the new schema.
+    // A migrator that read the version table before the other wrote it re-runs every file over the new schema.
     await ch.command({ query: `TRUNCATE TABLE ${db}.schema_migrations` });
     expect(await migrateClickHouse(ch, db)).toEqual(MIGRATIONS);
     expect(await objects(ch, db)).toEqual(schema);

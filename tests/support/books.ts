@@ -1,6 +1,7 @@
 import { expect } from 'vitest';
 import { priceMicros, toMicros, type UsageEvent } from '@meterstream/schemas';
 import { loadAccountStates } from '@meterstream/ledger/account-state';
+import { usageTotalsByAccount } from '@meterstream/platform/stores/usage-ledger';
 import { PRODUCTS } from './fixtures.js';
 import type { TestStack } from './stack.js';
 
@@ -26,8 +27,7 @@ export async function expectBooksBalance(stack: TestStack, events: UsageEvent[],
   const expected = expectedCharges(events);
   const q = async (sql: string) =>
     new Map((await stack.pool.query<{ id: string; v: bigint }>(sql, [accounts])).rows.map((r) => [r.id, r.v]));
-  const ledger = await q('SELECT account_id AS id, sum(amount)::bigint AS v FROM usage_ledger WHERE account_id = ANY($1) GROUP BY 1');
-  const counts = await q('SELECT account_id AS id, count(*) AS v FROM usage_ledger WHERE account_id = ANY($1) GROUP BY 1');
+  const usage = new Map((await usageTotalsByAccount(stack.pool, accounts)).map((t) => [t.accountId, t]));
   const burned = await q('SELECT account_id AS id, sum(amount - remaining)::bigint AS v FROM grants WHERE account_id = ANY($1) GROUP BY 1');
   const postpaid = await q('SELECT account_id AS id, sum(amount)::bigint AS v FROM postpaid_usage WHERE account_id = ANY($1) GROUP BY 1');
   const overdraft = await q('SELECT id, overdraft AS v FROM accounts WHERE id = ANY($1)');
@@ -36,8 +36,8 @@ export async function expectBooksBalance(stack: TestStack, events: UsageEvent[],
   const pg = await loadAccountStates(stack.pool, accounts, { forUpdate: false });
   for (const a of accounts) {
     const want = expected.get(a) ?? 0n;
-    expect({ account: a, events: counts.get(a) ?? 0n }).toEqual({ account: a, events: BigInt(distinct.get(a)?.size ?? 0) });
-    expect({ account: a, charged: ledger.get(a) ?? 0n }).toEqual({ account: a, charged: want });
+    expect({ account: a, events: usage.get(a)?.events ?? 0n }).toEqual({ account: a, events: BigInt(distinct.get(a)?.size ?? 0) });
+    expect({ account: a, charged: usage.get(a)?.amount ?? 0n }).toEqual({ account: a, charged: want });
     const covered = (burned.get(a) ?? 0n) + (postpaid.get(a) ?? 0n) + (overdraft.get(a) ?? 0n);
     expect({ account: a, covered }).toEqual({ account: a, covered: want });
     // Redis's own copy (readThrough would answer from Postgres when Redis is behind); a missing

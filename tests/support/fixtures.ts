@@ -1,29 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { toMicros, encodeUsageEvent, type UsageEvent, type PriceInput, type GrantInput, type AccountInput } from '@meterstream/schemas';
 import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
-import { addGrant } from '@meterstream/ledger/grants';
+import { createAccount as insertAccount } from '@meterstream/platform/stores/accounts';
+import { usageTotals } from '@meterstream/platform/stores/usage-ledger';
+import { addGrant } from '@meterstream/ledger/commands/add-grant';
+import { setPrices as upsertPrices } from '@meterstream/bench/setup';
 import { PRICE_LIST } from '@meterstream/bench/workload';
 import type { TestStack } from './stack.js';
 
 export { PRICE_LIST as PRODUCTS };
 
 export async function setPrices(stack: TestStack, prices: Record<string, PriceInput> = PRICE_LIST): Promise<void> {
-  for (const [product, p] of Object.entries(prices)) {
-    await stack.pool.query(
-      `INSERT INTO prices (product, currency, unit, unit_price, per) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (product, currency) DO UPDATE SET unit = excluded.unit, unit_price = excluded.unit_price, per = excluded.per, updated_at = now()`,
-      [product, p.currency, p.unit, toMicros(p.unit_price).toString(), p.per],
-    );
-  }
+  await upsertPrices(stack.pool, prices);
 }
 
 export async function createAccount(stack: TestStack, input: Partial<AccountInput> = {}, grants: Partial<GrantInput>[] = []): Promise<string> {
   const id = `acct-${randomUUID()}`;
-  await stack.pool.query('INSERT INTO accounts (id, email, currency, billing_mode) VALUES ($1, $2, $3, $4)', [
-    id, input.email ?? `${id}@example.com`, input.currency ?? 'USD', input.billing_mode ?? 'prepaid',
-  ]);
-  for (const g of grants) {
-    await addGrant(stack.pool, stack.cache, id, { kind: g.kind ?? 'purchased', amount: g.amount ?? '10', priority: g.priority ?? 100, ...(g.expires_at ? { expires_at: g.expires_at } : {}) });
+  await insertAccount(stack.pool, { id, email: input.email ?? `${id}@example.com`, currency: input.currency ?? 'USD', billingMode: input.billing_mode ?? 'prepaid' });
+  for (const [i, g] of grants.entries()) {
+    const grant = { kind: g.kind ?? 'purchased', amount: g.amount ?? '10', priority: g.priority ?? 100, ...(g.expires_at ? { expires_at: g.expires_at } : {}) };
+    await addGrant(stack.ledger, { accountId: id, input: grant, idempotencyKey: `fixture-grant-${i}` });
   }
   return id;
 }
@@ -50,8 +46,7 @@ export async function produceEvents(stack: TestStack, events: UsageEvent[]): Pro
 }
 
 export async function ledgerCount(stack: TestStack, accounts: string[]): Promise<number> {
-  const r = await stack.pool.query<{ n: bigint }>('SELECT count(*) AS n FROM usage_ledger WHERE account_id = ANY($1)', [accounts]);
-  return Number(r.rows[0]!.n);
+  return Number((await usageTotals(stack.pool, accounts)).events);
 }
 
 /**

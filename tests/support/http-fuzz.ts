@@ -299,12 +299,15 @@ function routeRequest(world: FuzzWorld): fc.Arbitrary<FuzzRequest> {
       body: rarely(fc.oneof(accountBody, grantBody, priceBody, summaryBody, garbage), 8),
       auth: fc.oneof({ weight: 3, arbitrary: fc.constant([['Authorization', `Bearer ${world.adminKey}`]] as [string, string][]) }, { weight: 2, arbitrary: sender(world).map((s) => s.auth) }),
       type: rarely(fc.constantFrom(...CONTENT_TYPES), 8),
+      // POST .../grants requires one; a key reused with another body answers 409.
+      idempotencyKey: fc.option(fc.oneof(fc.uuid(), fc.constantFrom('k', '', ' ', 'x'.repeat(256))), { freq: 5 }),
       extra: extraHeaders,
     })
     .map(({ route: [method, target, routeBody], ...r }) => {
       const body = r.body ?? routeBody;
       const type = r.type ?? (body === '' ? null : 'application/json');
-      return { method: r.method ?? method, target, headers: [...r.auth, ...(type === null ? [] : [['Content-Type', type] as [string, string]]), ...r.extra], body };
+      const key: [string, string][] = r.idempotencyKey === null ? [] : [['Idempotency-Key', r.idempotencyKey]];
+      return { method: r.method ?? method, target, headers: [...r.auth, ...(type === null ? [] : [['Content-Type', type] as [string, string]]), ...key, ...r.extra], body };
     });
 }
 

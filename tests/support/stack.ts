@@ -5,10 +5,13 @@ import type { Admin, Kafka } from 'kafkajs';
 import { BaseConfig, loadConfig } from '@meterstream/platform/config';
 import { createPool, type Pool } from '@meterstream/platform/postgres';
 import { createRedis, type Redis } from '@meterstream/platform/redis';
-import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
+import { createKafka, ensureTopics, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { createLogger } from '@meterstream/platform/logger';
 import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { migrateClickHouse } from '@meterstream/platform/migrate';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { CacheWriter } from '@meterstream/ledger/cache-writer';
+import { WriteOrder } from '@meterstream/ledger/write-order';
 import { topicNames, type TopicNames } from '@meterstream/schemas';
 
 /** The clients of one test worker: what is costly to open, shared by the stacks isolated on it. */
@@ -29,6 +32,8 @@ export interface TestStack {
   redis: Redis;
   cache: BalanceCache;
   kafka: Kafka;
+  /** The ledger's write order on these clients and names, as a service wires it: what commands (addGrant) run on. */
+  ledger: WriteOrder;
   close(): Promise<void>;
 }
 
@@ -79,10 +84,25 @@ export async function isolate(services: Services, name: string): Promise<TestSta
   await ensureTopics(services.admin, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const { pool, redis, kafka, admin } = services;
+  const cache = new BalanceCache(redis, config.REDIS_PREFIX);
+  const log = createLogger('test-ledger', 'warn');
+  // Connected on the first publication: most stacks never run a command.
+  const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  let connected: Promise<void> | undefined;
+  const send = serialSender(producer);
+  const cacheWriter = new CacheWriter(cache, pool, log);
   return {
-    env, config, topics, pool, redis, kafka,
-    cache: new BalanceCache(redis, config.REDIS_PREFIX),
+    env, config, topics, pool, redis, kafka, cache,
+    ledger: new WriteOrder({
+      pool, cache: cacheWriter, topics, log,
+      send: async (record) => {
+        await (connected ??= producer.connect());
+        await send(record);
+      },
+    }),
     async close() {
+      cacheWriter.stop();
+      if (connected) await producer.disconnect();
       await admin.deleteTopics({ topics: Object.values(topics) }).catch(() => undefined);
     },
   };

@@ -1,16 +1,16 @@
-import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Account, AccountInput, Grant, GrantInput, Id } from '@meterstream/schemas';
-import { addGrant, AccountNotFoundError } from '@meterstream/ledger/grants';
+import { z } from 'zod';
+import { AccountCreated, AccountInput, AccountParams, Grant, GrantInput, IdempotencyKey } from '@meterstream/schemas';
+import { addGrant, AccountNotFoundError, IdempotencyConflictError } from '@meterstream/ledger/commands/add-grant';
 import { inTransaction } from '@meterstream/platform/postgres';
+import { createAccount } from '@meterstream/platform/stores/accounts';
+import { issueApiKey } from '@meterstream/platform/stores/api-keys';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
 
-export const AccountParams = z.object({ id: Id });
-
-const AccountCreated = Account.extend({
-  api_key: z.string().describe('the account-scoped API key; shown only in this response, store it now'),
+// Loose: the validated headers replace the request's, which must keep the others.
+const GrantHeaders = z.looseObject({
+  'idempotency-key': IdempotencyKey.describe('required: the caller\'s key for this grant, unique per account; a retry sends the same key'),
 });
 
 export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
@@ -26,17 +26,15 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
       },
     },
     async (req, reply) => {
-      const id = `acct_${randomBytes(12).toString('hex')}`;
       const { email, currency, billing_mode } = req.body;
-      const created = await inTransaction(ctx.pool, async (c) => {
-        const { rows } = await c.query<{ created_at: Date }>(
-          'INSERT INTO accounts (id, email, currency, billing_mode) VALUES ($1, $2, $3, $4) RETURNING created_at',
-          [id, email, currency, billing_mode],
-        );
-        return { createdAt: rows[0]!.created_at, apiKey: await ctx.keys.issue(c, id) };
+      // The account and its first key commit together: an account nobody can reach is never left behind.
+      const { account, key } = await inTransaction(ctx.pool, async (c) => {
+        const account = await createAccount(c, { email, currency, billingMode: billing_mode });
+        return { account, key: await issueApiKey(c, account.id) };
       });
       return reply.code(201).send({
-        id, email, currency, billing_mode, created_at: created.createdAt.toISOString(), api_key: created.apiKey,
+        id: account.id, email: account.email, currency: account.currency, billing_mode: account.billingMode,
+        created_at: account.createdAt.toISOString(), api_key: key.apiKey,
       });
     },
   );
@@ -45,20 +43,34 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
     '/v1/accounts/:id/grants',
     {
       onRequest: ctx.keys.requireAdmin,
+      // Before the schema, so that a missing key gets its own code rather than a validation message.
+      preValidation: async (req) => {
+        if (req.headers['idempotency-key'] === undefined) {
+          throw new ApiError(400, 'IDEMPOTENCY_KEY_REQUIRED', 'send an Idempotency-Key header: a retry with the same key adds the credits once');
+        }
+      },
       schema: {
         summary: 'Add credits to an account (admin)',
-        description: 'A prepaid account that went below zero pays its overdraft off from the new grant first.',
+        description:
+          'A prepaid account that went below zero pays its overdraft off from the new grant first. ' +
+          'Idempotent by the Idempotency-Key header (per account): a retry with the same key and the same body answers ' +
+          'the grant it added, as it was added, with Idempotent-Replayed: true, and adds nothing; the same key with ' +
+          'another body answers 409 IDEMPOTENCY_KEY_REUSED. The grant is recorded as a ledger entry and published on ledger.entries.',
         tags: ['accounts'],
         params: AccountParams,
+        headers: GrantHeaders,
         body: GrantInput,
-        response: { 201: Grant, ...errorResponses(400, 401, 403, 404) },
+        response: { 201: Grant, ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
     async (req, reply) => {
       try {
-        return reply.code(201).send(await addGrant(ctx.pool, ctx.cache, req.params.id, req.body));
+        const { grant, replayed } = await addGrant(ctx.ledger, { accountId: req.params.id, input: req.body, idempotencyKey: req.headers['idempotency-key'] });
+        if (replayed) void reply.header('idempotent-replayed', 'true');
+        return reply.code(201).send(grant);
       } catch (e) {
         if (e instanceof AccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
+        if (e instanceof IdempotencyConflictError) throw new ApiError(409, 'IDEMPOTENCY_KEY_REUSED', e.message);
         throw e;
       }
     },

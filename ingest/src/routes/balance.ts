@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Balance, formatMicros } from '@meterstream/schemas';
+import { AccountParams, Balance, formatMicros } from '@meterstream/schemas';
 import { balanceAt, monthOf, type AccountState } from '@meterstream/ledger/account-state';
 import { assertCanAccess } from '../auth.js';
 import { ApiError, errorResponses } from '../errors.js';
-import { AccountParams } from './accounts.js';
 import type { RouteContext } from './context.js';
 
 /** What the account can spend now: grants expired since the state was cached no longer count. */

@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
 import type { BalanceCache } from '@meterstream/ledger/balance-cache';
+import type { WriteOrder } from '@meterstream/ledger/write-order';
 import type { Pool } from '@meterstream/platform/postgres';
 import type { ApiKeys } from '../auth.js';
 import type { IngestConfig } from '../config.js';
@@ -15,4 +16,6 @@ export interface RouteContext {
   ch: ClickHouseClient | null;
   chDatabase: string;
   keys: ApiKeys;
+  /** Where the ledger commands (add a grant) run: commit, publish, cache, in that order. */
+  ledger: WriteOrder;
 }

@@ -1,26 +1,9 @@
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { UsageEvent } from '@meterstream/schemas';
+import { UsageEventBatch, UsageEventsAccepted } from '@meterstream/schemas';
 import { ApiError, errorResponses } from '../errors.js';
 import { judgeEvents, parseNdjson } from '../event-batch.js';
 import { parseJsonExact } from '../exact-json.js';
 import type { RouteContext } from './context.js';
-
-const EventsBody = z
-  .union([UsageEvent, z.array(UsageEvent)])
-  .describe('One event or an array of events; with Content-Type application/x-ndjson, one event per line.');
-
-const EventsAccepted = z.object({
-  accepted: z.array(z.string()).describe('ids of the events Kafka acknowledged (acks=all)'),
-  rejected: z.array(
-    z.object({
-      index: z.number().int().describe('position in the request (array index or NDJSON line among non-blank lines)'),
-      id: z.string().optional(),
-      code: z.string().describe('VALIDATION_ERROR, TIMESTAMP_IN_FUTURE, TIMESTAMP_TOO_OLD, FORBIDDEN or MALFORMED_JSON'),
-      message: z.string(),
-    }),
-  ),
-});
 
 /** Encapsulated: its JSON parser keeps quantities exact and it alone accepts NDJSON. */
 export const eventRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
@@ -49,8 +32,8 @@ export const eventRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx)
         description:
           'Each event is validated on its own; 202 lists the accepted ids (acknowledged by Kafka) and the rejected events with reasons. An account key may only send its own account_id.',
         tags: ['events'],
-        body: EventsBody,
-        response: { 202: EventsAccepted, ...errorResponses(400, 401, 413, 415, 503) },
+        body: UsageEventBatch,
+        response: { 202: UsageEventsAccepted, ...errorResponses(400, 401, 413, 415, 503) },
       },
     },
     async (req, reply) => {

@@ -1,22 +1,17 @@
-import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { inTransaction } from '@meterstream/platform/postgres';
-import { assertCanAccess, KeyNotFoundError, KeyRevokedError } from '../auth.js';
+import { AccountParams, ApiKeyCreated, ApiKey, ApiKeyList, ApiKeyParams, ApiKeyRotated } from '@meterstream/schemas';
+import { AccountNotFoundError } from '@meterstream/platform/stores/accounts';
+import {
+  issueApiKey, KeyNotFoundError, KeyRevokedError, listApiKeys, type ApiKeyRecord, type IssuedApiKey,
+} from '@meterstream/platform/stores/api-keys';
+import { assertCanAccess } from '../auth.js';
 import { ApiError, errorResponses } from '../errors.js';
-import { AccountParams } from './accounts.js';
 import type { RouteContext } from './context.js';
 
-const KeyParams = AccountParams.extend({ keyId: z.string().regex(/^key_[0-9a-f]{24}$/, 'a key id is key_ and 24 hex digits') });
-
-const ApiKey = z.object({
-  id: z.string().describe('the key id: names the key in these routes; the key itself is never shown again'),
-  account_id: z.string(),
-  created_at: z.string(),
-  revoked_at: z.string().nullable().describe('null while the key works'),
+const toApiKey = (k: ApiKeyRecord): ApiKey => ({
+  id: k.id, account_id: k.accountId, created_at: k.createdAt.toISOString(), revoked_at: k.revokedAt?.toISOString() ?? null,
 });
-const ApiKeyCreated = ApiKey.extend({
-  api_key: z.string().describe('the new key; shown only in this response, store it now'),
-});
+const toApiKeyCreated = (k: IssuedApiKey): ApiKeyCreated => ({ ...toApiKey(k.record), api_key: k.apiKey });
 
 const WHO = 'The admin key for any account; an account key for its own account only (it may revoke any of its keys, itself included).';
 
@@ -44,9 +39,9 @@ export const keyRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) =
     },
     async (req, reply) => {
       try {
-        return reply.code(201).send(await inTransaction(ctx.pool, (c) => ctx.keys.create(c, req.params.id)));
+        return reply.code(201).send(toApiKeyCreated(await issueApiKey(ctx.pool, req.params.id)));
       } catch (e) {
-        if ((e as { code?: string }).code === '23503') throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${req.params.id} does not exist`);
+        if (e instanceof AccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
         throw e;
       }
     },
@@ -61,18 +56,15 @@ export const keyRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) =
         description: WHO,
         tags: ['keys'],
         params: AccountParams,
-        response: {
-          200: z.object({ keys: z.array(ApiKey.extend({ current: z.boolean().describe('the key this request was made with') })).describe('oldest first') }),
-          ...errorResponses(400, 401, 403, 404),
-        },
+        response: { 200: ApiKeyList, ...errorResponses(400, 401, 403, 404) },
       },
     },
     async (req) => {
       assertCanAccess(req.principal, req.params.id);
-      const keys = await ctx.keys.list(req.params.id);
+      const keys = await listApiKeys(ctx.pool, req.params.id);
       if (!keys) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${req.params.id} does not exist`);
       const mine = req.principal.kind === 'account' ? req.principal.keyId : null;
-      return { keys: keys.map((k) => ({ ...k, current: k.id === mine })) };
+      return { keys: keys.map((k) => ({ ...toApiKey(k), current: k.id === mine })) };
     },
   );
 
@@ -84,13 +76,13 @@ export const keyRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) =
         summary: 'Revoke an API key, on every ingest instance at once',
         description: `${WHO} Revoking a revoked key answers its first revocation.`,
         tags: ['keys'],
-        params: KeyParams,
+        params: ApiKeyParams,
         response: { 200: ApiKey, ...errorResponses(400, 401, 403, 404) },
       },
     },
     async (req) => {
       assertCanAccess(req.principal, req.params.id);
-      return ctx.keys.revoke(req.params.id, req.params.keyId).catch(notFound);
+      return toApiKey((await ctx.keys.revoke(req.params.id, req.params.keyId).catch(notFound)).record);
     },
   );
 
@@ -101,14 +93,14 @@ export const keyRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) =
       schema: {
         summary: 'Replace an API key: a new key is created and the old one revoked, in one transaction (admin)',
         tags: ['keys'],
-        params: KeyParams,
-        response: { 201: ApiKeyCreated.extend({ replaced: ApiKey }), ...errorResponses(400, 401, 403, 404, 409) },
+        params: ApiKeyParams,
+        response: { 201: ApiKeyRotated, ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
     async (req, reply) => {
       try {
         const { created, revoked } = await ctx.keys.rotate(req.params.id, req.params.keyId);
-        return reply.code(201).send({ ...created, replaced: revoked });
+        return reply.code(201).send({ ...toApiKeyCreated(created), replaced: toApiKey(revoked.record) });
       } catch (e) {
         if (e instanceof KeyRevokedError) throw new ApiError(409, 'KEY_REVOKED', e.message);
         return notFound(e);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Currency, IsoTimestamp, MoneyInput, MoneyString, SignedMoneyString } from './common.js';
+import { Currency, Id, IsoTimestamp, MoneyInput, MoneyString, SignedMoneyString } from './common.js';
 
 export const BillingMode = z.enum(['prepaid', 'postpaid']);
 export type BillingMode = z.infer<typeof BillingMode>;
@@ -13,6 +13,14 @@ export type AccountInput = z.infer<typeof AccountInput>;
 
 export const Account = AccountInput.extend({ id: z.string(), created_at: z.string() });
 export type Account = z.infer<typeof Account>;
+
+/** The path of every route under /v1/accounts/{id}. */
+export const AccountParams = z.object({ id: Id });
+
+export const AccountCreated = Account.extend({
+  api_key: z.string().describe('the account-scoped API key; shown only in this response, store it now'),
+});
+export type AccountCreated = z.infer<typeof AccountCreated>;
 
 export const GrantKind = z.enum(['gift', 'promotional', 'allowance', 'purchased']);
 export type GrantKind = z.infer<typeof GrantKind>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Currency, Id, MoneyInput, MoneyString } from './common.js';
+import { Currency, Id, ID_MAX_LENGTH, MoneyInput, MoneyString, StorableString } from './common.js';
 
 export const Unit = z.enum(['second', 'minute', 'word', 'image', 'token', 'request']);
 export type Unit = z.infer<typeof Unit>;
@@ -22,3 +22,13 @@ export type PriceInput = z.infer<typeof PriceInput>;
 // unit_price as stored: prices set before MoneyInput's bound must still be listed.
 export const Price = PriceInput.extend({ product: Id, unit_price: MoneyString, updated_at: z.string() });
 export type Price = z.infer<typeof Price>;
+
+export const PriceParams = z.object({ product: Id });
+
+export const PriceQuery = z.object({
+  q: StorableString.max(ID_MAX_LENGTH).optional().describe('case-insensitive substring of the product name'),
+  currency: Currency.optional(),
+});
+
+export const PriceList = z.object({ prices: z.array(Price) });
+export type PriceList = z.infer<typeof PriceList>;

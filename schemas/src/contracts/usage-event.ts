@@ -18,6 +18,24 @@ export type UsageEventInput = z.input<typeof UsageEvent>;
 /** quantity is bigint micro-units of the product's unit. */
 export type UsageEvent = z.output<typeof UsageEvent>;
 
+/** What POST /v1/events documents; the route judges each event on its own, never the batch. */
+export const UsageEventBatch = z
+  .union([UsageEvent, z.array(UsageEvent)])
+  .describe('One event or an array of events; with Content-Type application/x-ndjson, one event per line.');
+
+export const UsageEventsAccepted = z.object({
+  accepted: z.array(z.string()).describe('ids of the events Kafka acknowledged (acks=all)'),
+  rejected: z.array(
+    z.object({
+      index: z.number().int().describe('position in the request (array index or NDJSON line among non-blank lines)'),
+      id: z.string().optional(),
+      code: z.string().describe('VALIDATION_ERROR, TIMESTAMP_IN_FUTURE, TIMESTAMP_TOO_OLD, FORBIDDEN or MALFORMED_JSON'),
+      message: z.string(),
+    }),
+  ),
+});
+export type UsageEventsAccepted = z.infer<typeof UsageEventsAccepted>;
+
 export const FUTURE_SKEW_MS = 5 * 60_000;
 
 export type TimestampVerdict = { ok: true } | { ok: false; code: 'TIMESTAMP_IN_FUTURE' | 'TIMESTAMP_TOO_OLD'; message: string };

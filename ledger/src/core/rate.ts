@@ -1,17 +1,12 @@
-import { formatMicros, INT64_MAX, MAX_MONEY_MICROS, priceMicros, type RatedEvent, type UsageEvent } from '@meterstream/schemas';
-import { balanceAt, monthOf, type AccountState } from '@meterstream/ledger/account-state';
-import type { PriceLookup } from './price-book.js';
+import { formatMicros, INT64_MAX, MAX_MONEY_MICROS, type RatedEvent, type UsageEvent } from '@meterstream/schemas';
+import { balanceAt, monthOf, type AccountState } from '../account-state.js';
+import { burn, usableAt, type GrantTake } from './burn.js';
+import { price, type PriceLookup } from './price.js';
 
 export interface SourceEvent {
   offset: string;
   event: UsageEvent;
   eventMs: number;
-}
-
-export interface GrantTake {
-  grantId: string;
-  kind: string;
-  amount: bigint;
 }
 
 /** One rated event as the ledger stores it; usage.rated messages are built from this alone. */
@@ -50,7 +45,7 @@ export interface RatedBatch {
   grantRemaining: Map<string, bigint>;
   /** `${account}\u0000${YYYY-MM}` -> postpaid accrued by this batch */
   postpaid: Map<string, bigint>;
-  /** accounts whose state changed, as they stand after the batch */
+  /** accounts whose state changed, as they stand after the batch (new objects; the given states are untouched) */
   changed: Map<string, AccountState>;
 }
 
@@ -62,16 +57,17 @@ export const emptyBatch = (): RatedBatch => ({ rows: [], rejected: [], duplicate
  * Why charging this amount would take a stored value out of int8 (or past what one event may
  * cost), if it would: Postgres would refuse the whole batch, so the event is refused alone.
  */
-function amountProblem(amount: bigint, state: AccountState, eventMs: number, batchPostpaid: ReadonlyMap<string, bigint>): string | undefined {
+function amountProblem(
+  amount: bigint, state: AccountState, eventMs: number, month: string | undefined, batchPostpaid: ReadonlyMap<string, bigint>,
+): string | undefined {
   if (amount > MAX_MONEY_MICROS) {
     return `the event costs ${formatMicros(amount)} ${state.currency}, more than one event may cost (${formatMicros(MAX_MONEY_MICROS)})`;
   }
-  const month = state.billingMode === 'postpaid' ? monthOf(eventMs) : undefined;
   const accrued = month === undefined ? state.overdraft
     : month === state.postpaidMonth ? state.postpaidAmount : (batchPostpaid.get(`${state.id}\u0000${month}`) ?? 0n);
   if (accrued + amount <= INT64_MAX) return undefined; // fits even if no grant covers any of it
   let usable = 0n;
-  for (const g of state.grants) if (g.expiresAt === null || g.expiresAt > eventMs) usable += g.remaining;
+  for (const g of state.grants) if (usableAt(g, eventMs)) usable += g.remaining;
   if (accrued + amount - usable <= INT64_MAX) return undefined;
   return month === undefined
     ? `the account's overdraft would exceed ${formatMicros(INT64_MAX)}`
@@ -79,14 +75,13 @@ function amountProblem(amount: bigint, state: AccountState, eventMs: number, bat
 }
 
 /**
- * Prices the events in order and burns them against the accounts' grants. Pure apart from
- * mutating the given states, which the caller loaded under lock for exactly this batch.
- * A grant is usable by an event only when it had not expired at the event's own timestamp,
- * which makes re-rating after a crash give the same answer as the first time.
+ * Prices the events in order and burns them against the accounts' grants. Pure: the given
+ * states and sets are not touched; the accounts' next states come back in `changed`, so rating
+ * a batch in slices (threading `changed` and the rated keys) gives what rating it whole gives.
  */
 export function rateBatch(
   events: readonly SourceEvent[],
-  states: Map<string, AccountState>,
+  states: ReadonlyMap<string, AccountState>,
   lookup: PriceLookup,
   alreadyRated: ReadonlySet<string>,
 ): RatedBatch {
@@ -99,61 +94,55 @@ export function rateBatch(
       out.duplicates++;
       continue;
     }
-    const state = states.get(e.account_id);
+    const state = out.changed.get(e.account_id) ?? states.get(e.account_id);
     if (!state) {
       out.rejected.push({ offset: src.offset, code: 'UNKNOWN_ACCOUNT', message: `account ${e.account_id} does not exist` });
       continue;
     }
-    const price = lookup(e.product, state.currency);
-    if (!price) {
+    const entry = lookup(e.product, state.currency);
+    if (!entry) {
       out.rejected.push({ offset: src.offset, code: 'UNKNOWN_PRODUCT', message: `no ${state.currency} price for product ${e.product}` });
       continue;
     }
-    const amount = priceMicros(e.quantity, price.unitPrice, price.per);
-    const problem = amountProblem(amount, state, src.eventMs, out.postpaid);
+    const amount = price(e.quantity, entry);
+    // The month a postpaid account's uncovered usage accrues to.
+    const month = state.billingMode === 'postpaid' ? monthOf(src.eventMs) : undefined;
+    const problem = amountProblem(amount, state, src.eventMs, month, out.postpaid);
     if (problem) {
       out.rejected.push({ offset: src.offset, code: 'AMOUNT_OUT_OF_RANGE', message: problem });
       continue;
     }
     seen.add(key);
-    let left = amount;
-    const takes: GrantTake[] = [];
-    for (const g of state.grants) {
-      if (left === 0n) break;
-      if (g.remaining === 0n || (g.expiresAt !== null && g.expiresAt <= src.eventMs)) continue;
-      const take = g.remaining < left ? g.remaining : left;
-      g.remaining -= take;
-      left -= take;
-      takes.push({ grantId: g.id, kind: g.kind, amount: take });
-      out.grantRemaining.set(g.id, g.remaining);
+    const { takes, postpaid, overdraft, next } = burn(state, amount, src.eventMs);
+    if (postpaid > 0n) {
+      const k = `${state.id}\u0000${month}`;
+      out.postpaid.set(k, (out.postpaid.get(k) ?? 0n) + postpaid);
     }
-    let postpaid = 0n;
-    let overdraft = 0n;
-    if (left > 0n) {
-      if (state.billingMode === 'postpaid') {
-        postpaid = left;
-        const month = monthOf(src.eventMs);
-        const k = `${state.id}\u0000${month}`;
-        out.postpaid.set(k, (out.postpaid.get(k) ?? 0n) + left);
-        if (month === state.postpaidMonth) state.postpaidAmount += left;
-      } else {
-        // The usage happened: a prepaid account goes below zero and the next grant pays it off.
-        overdraft = left;
-        state.overdraft += left;
-      }
-    }
-    state.ledgerSeq += 1n;
-    out.changed.set(state.id, state);
+    out.changed.set(state.id, next);
     out.rows.push({
       accountId: e.account_id, eventId: e.id, product: e.product, quantity: e.quantity, properties: e.properties,
-      currency: state.currency, eventMs: src.eventMs, offset: src.offset, seq: state.ledgerSeq,
-      unit: price.unit, unitPrice: price.unitPrice, per: price.per,
-      amount, fromGrants: amount - left, postpaid, overdraft, takes,
-      balanceAfter: balanceAt(state, src.eventMs),
+      currency: state.currency, eventMs: src.eventMs, offset: src.offset, seq: next.ledgerSeq,
+      unit: entry.unit, unitPrice: entry.unitPrice, per: entry.per,
+      amount, fromGrants: amount - postpaid - overdraft, postpaid, overdraft, takes,
+      balanceAfter: balanceAt(next, src.eventMs),
     });
   }
-  for (const s of out.changed.values()) s.grants = s.grants.filter((g) => g.remaining > 0n);
+  for (const [id, next] of out.changed) grantChanges(states.get(id)!, next, out.grantRemaining);
   return out;
+}
+
+/**
+ * Records the remaining of every grant whose remaining differs between the two states (0 once it
+ * left). Burning keeps the grants' order and only drops some, so one walk over both lists does.
+ */
+function grantChanges(before: AccountState, after: AccountState, into: Map<string, bigint>): void {
+  if (before.grants === after.grants) return;
+  let j = 0;
+  for (const g of before.grants) {
+    let remaining = 0n;
+    if (after.grants[j]?.id === g.id) remaining = after.grants[j++]!.remaining;
+    if (remaining !== g.remaining) into.set(g.id, remaining);
+  }
 }
 
 export function toRatedEvent(row: LedgerRow, ratedAt: string): RatedEvent {

@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from '@meterstream/platform/postgres';
 import type { RatedEvent } from '@meterstream/schemas';
-import { eventKey, type LedgerRow, type RatedBatch } from './rate-batch.js';
+import { eventKey, type LedgerRow, type RatedBatch } from './core/rate.js';
 import { deadLetterRecords, type DeadLetter } from './dead-letters.js';
 
 const str = (v: bigint | number) => v.toString();

@@ -1,7 +1,7 @@
 import type { Pool } from '@meterstream/platform/postgres';
 import type { Logger } from '@meterstream/platform/logger';
-import type { BalanceCache } from '@meterstream/ledger/balance-cache';
-import { loadAccountStates, type AccountState } from '@meterstream/ledger/account-state';
+import type { BalanceCache } from './balance-cache.js';
+import { loadAccountStates, type AccountState } from './account-state.js';
 
 export interface CacheWriterOptions {
   /** Waits between repair rounds while Redis keeps failing: doubling, capped. */
@@ -12,7 +12,8 @@ export interface CacheWriterOptions {
 }
 
 /**
- * Writes account states to Redis after each commit without ever failing or stalling the rater:
+ * The write order's 'cache' step (write-order.ts): writes account states to Redis after each
+ * commit without ever failing or stalling the command:
  * Postgres is the truth, so a failed write only remembers the accounts (a set of ids, bounded by
  * the number of accounts), which a background loop reloads from Postgres and writes again, with
  * backoff, until Redis takes them. While accounts wait, writes skip Redis altogether instead of
@@ -48,7 +49,7 @@ export class CacheWriter {
     try {
       await this.cache.write(states);
     } catch (e) {
-      this.log.warn({ err: (e as Error).message, accounts: states.length }, 'Redis write failed; rating goes on, the accounts are rewritten from Postgres when Redis answers');
+      this.log.warn({ err: (e as Error).message, accounts: states.length }, 'Redis write failed; commands go on, the accounts are rewritten from Postgres when Redis answers');
       this.markDirty(states);
     }
   }

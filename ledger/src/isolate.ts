@@ -1,7 +1,7 @@
 import type { PoolClient } from '@meterstream/platform/postgres';
-import type { AccountState } from '@meterstream/ledger/account-state';
-import type { PriceLookup } from './price-book.js';
-import { eventKey, rateBatch, type LedgerRow, type RatedBatch, type Rejection, type SourceEvent } from './rate-batch.js';
+import type { AccountState } from './account-state.js';
+import type { PriceLookup } from './core/price.js';
+import { eventKey, rateBatch, type LedgerRow, type RatedBatch, type Rejection, type SourceEvent } from './core/rate.js';
 
 /**
  * Postgres refused the statement for what it holds (SQLSTATE class 22 data exception, 23
@@ -23,40 +23,35 @@ export interface IsolatedBatch {
   /** Events Postgres refused on their own, with its message. */
   refused: { offset: string; reason: string }[];
   duplicates: number;
-  /** Accounts whose state the written events changed (their states are the caller's map entries). */
-  changed: Set<string>;
+  /** Accounts the written events changed, as they stand after them. */
+  changed: Map<string, AccountState>;
 }
 
 /**
  * Rates a batch Postgres refused as a whole, inside the caller's transaction, by bisection: a
- * slice is rated and written under a savepoint; if Postgres refuses it, the slice's account states
- * are put back and its halves are tried in turn, down to the single event, which is refused alone.
+ * slice is rated and written under a savepoint; if Postgres refuses it, its halves are tried in
+ * turn, from the states the written slices left, down to the single event, which is refused alone.
  * k bad events among n cost about 2k log2(n) writes; the good events keep their order, so they
  * are charged exactly as an undisturbed batch would have charged them.
  */
 export async function rateIsolated(
-  c: PoolClient, events: readonly SourceEvent[], states: Map<string, AccountState>, lookup: PriceLookup,
+  c: PoolClient, events: readonly SourceEvent[], states: ReadonlyMap<string, AccountState>, lookup: PriceLookup,
   alreadyRated: ReadonlySet<string>, write: (batch: RatedBatch) => Promise<void>,
 ): Promise<IsolatedBatch> {
-  const out: IsolatedBatch = { rows: [], rejected: [], refused: [], duplicates: 0, changed: new Set() };
+  const out: IsolatedBatch = { rows: [], rejected: [], refused: [], duplicates: 0, changed: new Map() };
   const done = new Set(alreadyRated);
+  // rateBatch leaves the states it is given alone: a refused slice has nothing to put back.
+  const current = new Map(states);
 
   const attempt = async (slice: readonly SourceEvent[]): Promise<void> => {
-    const saved = new Map<string, AccountState>();
-    for (const e of slice) {
-      const s = states.get(e.event.account_id);
-      if (s && !saved.has(s.id)) saved.set(s.id, structuredClone(s));
-    }
     await c.query('SAVEPOINT isolate');
-    const batch = rateBatch(slice, states, lookup, done);
+    const batch = rateBatch(slice, current, lookup, done);
     try {
       await write(batch);
       await c.query('RELEASE SAVEPOINT isolate');
     } catch (e) {
       if (!isDataRefusal(e)) throw e;
       await c.query('ROLLBACK TO SAVEPOINT isolate; RELEASE SAVEPOINT isolate');
-      // In place: other slices' results refer to these very state objects.
-      for (const [id, before] of saved) Object.assign(states.get(id)!, before);
       if (slice.length === 1) {
         out.refused.push({ offset: slice[0]!.offset, reason: refusalReason(e) });
         return;
@@ -70,7 +65,10 @@ export async function rateIsolated(
     out.rows.push(...batch.rows);
     out.rejected.push(...batch.rejected);
     out.duplicates += batch.duplicates;
-    for (const id of batch.changed.keys()) out.changed.add(id);
+    for (const [id, next] of batch.changed) {
+      current.set(id, next);
+      out.changed.set(id, next);
+    }
   };
 
   if (events.length > 0) await attempt(events);

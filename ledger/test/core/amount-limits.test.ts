@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { INT64_MAX, MAX_MONEY_MICROS, toMicros } from '@meterstream/schemas';
 import type { AccountState } from '@meterstream/ledger/account-state';
-import { rateBatch, type SourceEvent } from '../src/rate-batch.js';
-import type { PriceEntry } from '../src/price-book.js';
+import { rateBatch, type SourceEvent } from '@meterstream/ledger/core/rate';
+import type { PriceEntry } from '@meterstream/ledger/core/price';
 
 const T0 = Date.parse('2026-11-10T00:00:00Z');
-const PRICE: PriceEntry = { unit: 'image', unitPrice: toMicros('0.04'), per: 1n };
+const PRICE: PriceEntry = { model: 'per_unit', unit: 'image', unitPrice: toMicros('0.04'), per: 1n };
 const lookup = () => PRICE;
 
 function account(billingMode: AccountState['billingMode'], over: Partial<AccountState> = {}): AccountState {
@@ -22,11 +22,11 @@ describe('amounts that would leave int8 are refused event by event', () => {
     const r = rate([ev(1, '999999999999'), ev(2, '1')], state); // $40 billion, then $0.04
     expect(r.rejected).toEqual([{ offset: '1', code: 'AMOUNT_OUT_OF_RANGE', message: expect.stringContaining('more than one event may cost') }]);
     expect(r.rows.map((x) => [x.eventId, x.amount])).toEqual([['e2', 40_000n]]);
-    expect(state.overdraft).toBe(40_000n);
+    expect(r.changed.get('a1')!.overdraft).toBe(40_000n);
   });
 
   it('charges exactly MAX_MONEY_MICROS', () => {
-    const price: PriceEntry = { unit: 'image', unitPrice: MAX_MONEY_MICROS, per: 1n };
+    const price: PriceEntry = { model: 'per_unit', unit: 'image', unitPrice: MAX_MONEY_MICROS, per: 1n };
     const r = rateBatch([ev(1, '1')], new Map([['a1', account('prepaid')]]), () => price, new Set());
     expect(r.rows.map((x) => x.amount)).toEqual([MAX_MONEY_MICROS]);
   });
@@ -40,7 +40,18 @@ describe('amounts that would leave int8 are refused event by event', () => {
     const r = rate([ev(1, '1'), ev(2, '1'), ev(3, '1')], state);
     expect(r.rows.map((x) => x.eventId)).toEqual(['e1', 'e2']);
     expect(r.rejected.map((x) => [x.offset, x.code])).toEqual([['3', 'AMOUNT_OUT_OF_RANGE']]);
-    expect(state.overdraft).toBe(INT64_MAX - 10_000n);
+    expect(r.changed.get('a1')!.overdraft).toBe(INT64_MAX - 10_000n);
+  });
+
+  it('charges an event its grants cover however close to int8 the overdraft stands', () => {
+    const state = account('prepaid', {
+      overdraft: INT64_MAX - 10_000n,
+      grants: [{ id: 'g', kind: 'purchased', amount: 40_000n, remaining: 40_000n, expiresAt: null, priority: 100, createdSeq: 1n }],
+    });
+    const r = rate([ev(1, '1'), ev(2, '1')], state); // the first is covered in full; the second not at all
+    expect(r.rows.map((x) => [x.eventId, x.fromGrants, x.overdraft])).toEqual([['e1', 40_000n, 0n]]);
+    expect(r.rejected.map((x) => [x.offset, x.code])).toEqual([['2', 'AMOUNT_OUT_OF_RANGE']]);
+    expect(r.changed.get('a1')!.overdraft).toBe(INT64_MAX - 10_000n);
   });
 
   it('refuses what would take a month of postpaid usage past int8', () => {
@@ -48,6 +59,6 @@ describe('amounts that would leave int8 are refused event by event', () => {
     const r = rate([ev(1, '1'), ev(2, '1')], state);
     expect(r.rows.map((x) => x.eventId)).toEqual(['e1']);
     expect(r.rejected).toEqual([{ offset: '2', code: 'AMOUNT_OUT_OF_RANGE', message: expect.stringContaining('postpaid usage for 2026-11') }]);
-    expect(state.postpaidAmount).toBe(INT64_MAX - 20_000n);
+    expect(r.changed.get('a1')!.postpaidAmount).toBe(INT64_MAX - 20_000n);
   });
 });
