@@ -39,7 +39,7 @@ export async function startPipeline(env: NodeJS.ProcessEnv, name: string, onFata
   const kafka = createKafka(config.KAFKA_BROKERS, name, log, config);
   const ingest = await start({ config, ch, log: log.child({ service: 'ingest' }) });
   const rater = await startRater({
-    config: raterConfig, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log: log.child({ service: 'rater' }),
+    config: raterConfig, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log: log.child({ service: 'rater' }), onFatal,
   });
   const sink = await startSink({
     config: loadConfig(SinkConfig, env), ch, database, kafka, log: log.child({ service: 'sink' }), onFatal,

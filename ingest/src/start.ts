@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { topicNames } from '@meterstream/schemas';
 import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
-import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
+import { createKafka, ensureTopicsOf } from '@meterstream/platform/kafka';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { EntrySweeper } from '@meterstream/ledger/entry-sweeper';
 import { createLogger, type Logger } from '@meterstream/platform/logger';
@@ -32,13 +32,7 @@ const APP_NAME = 'meterstream-ingest';
 
 export async function start({ config, log = createLogger('ingest', config.LOG_LEVEL), ch }: StartOptions): Promise<RunningIngest> {
   const kafka = createKafka(config.KAFKA_BROKERS, APP_NAME, log, config);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await ensureTopics(admin, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
-  } finally {
-    await admin.disconnect();
-  }
+  await ensureTopicsOf(kafka, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
   // No linger: requests arrive as batches already, and while one send is in flight the next
   // requests' events coalesce into the following batch anyway.
   const producer = await UsageEventProducer.connect(kafka, {

@@ -53,6 +53,17 @@ export async function ensureTopics(admin: Admin, prefix: string, eventPartitions
   }
 }
 
+/** ensureTopics through an admin client of its own, for services that need no other admin work. */
+export async function ensureTopicsOf(kafka: Kafka, prefix: string, eventPartitions: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, prefix, eventPartitions);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 async function waitForTopics(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

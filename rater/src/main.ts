@@ -18,7 +18,11 @@ const shutdown = new AbortController();
 // Kafka or Postgres may be down or restarting when the rater starts: wait for them here rather
 // than exiting, which without a supervisor would stop rating for good.
 const starting: Promise<Rater | undefined> = retryWithBackoff(
-  () => startRater({ config, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log }),
+  () => startRater({
+    config, pool, cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log,
+    // A consumer kafkajs will not restart: exit, a fresh rater starts (Postgres holds the position).
+    onFatal: () => process.exit(1),
+  }),
   {
     initialMs: 500,
     maxMs: 10_000,

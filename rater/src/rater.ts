@@ -21,6 +21,8 @@ export interface RaterDeps {
   kafka: Kafka;
   log: Logger;
   now?: () => number;
+  /** The consumer stopped for good (kafkajs will not restart it): the process should exit. */
+  onFatal?: (err: Error) => void;
 }
 
 /** Figures an operator (or a test) reads to see that the rater progresses and never spins. */
@@ -52,7 +54,7 @@ const fetchedOffset = (batch: Batch): bigint =>
  * @meterstream/ledger/write-order). What stays here is Kafka's side: assignments, seeks back to
  * Postgres's position, stepping over transaction markers, the consumer's offsets.
  */
-export async function startRater({ config, pool, cache, kafka, log, now = Date.now }: RaterDeps): Promise<Rater> {
+export async function startRater({ config, pool, cache, kafka, log, now = Date.now, onFatal }: RaterDeps): Promise<Rater> {
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const groupId = config.RATER_GROUP_ID;
   const stats: RaterStats = { transactions: 0, isolatedBatches: 0, resumeSeeks: 0, lostRanges: [] };
@@ -100,10 +102,10 @@ export async function startRater({ config, pool, cache, kafka, log, now = Date.n
   sweeper.start();
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     // kafkajs restarts the consumer after retriable errors; after any other it stops consuming
-    // for good, so exit and let the supervisor start a fresh rater (Postgres holds the position).
+    // for good: the owner of the process exits and a fresh rater starts (Postgres holds the position).
     if (payload.restart) return;
-    log.fatal({ err: payload.error }, 'consumer crashed for good; exiting');
-    process.exit(1);
+    log.fatal({ err: payload.error }, 'consumer crashed for good');
+    onFatal?.(payload.error);
   });
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const partitions = payload.memberAssignment[topics.events] ?? [];

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { loadConfig } from '@meterstream/platform/config';
 import { createLogger } from '@meterstream/platform/logger';
-import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
+import { createKafka, ensureTopicsOf } from '@meterstream/platform/kafka';
 import { createClickHouse } from '@meterstream/platform/clickhouse';
 import { migrateClickHouse } from '@meterstream/platform/migrate';
 import { SinkConfig } from './config.js';
@@ -36,13 +36,7 @@ try {
   });
   // Kafka may be down or restarting too: waited for the same way.
   const sink = await retryWithBackoff(async () => {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await ensureTopics(admin, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
-    } finally {
-      await admin.disconnect();
-    }
+    await ensureTopicsOf(kafka, config.KAFKA_TOPIC_PREFIX, config.KAFKA_EVENTS_PARTITIONS);
     return startSink({
       config, ch, database: config.CLICKHOUSE_DATABASE, kafka, log,
       onFatal: () => {

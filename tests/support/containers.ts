@@ -1,18 +1,9 @@
-import { createServer } from 'node:net';
+import { freePort } from '@meterstream/bench/http';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 
 // For machines with a Docker engine (MS_TEST_STACK=docker, chosen by deploy/test.sh when
 // `docker info` answers): the same four services as deploy/compose.yaml, on random host ports.
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 export async function startContainers(): Promise<{ env: Record<string, string>; stop(): Promise<void> }> {
   // Kafka must advertise the host port clients will use, so it is chosen before the start.

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '@meterstream/bench/http';
 import { Redis } from 'ioredis';
 
 export interface PrivateRedis {
@@ -13,15 +13,6 @@ export interface PrivateRedis {
   kill(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 /**
  * A redis-server of the test's own, for faults the shared Redis must never see (refusing writes,
