@@ -5,6 +5,7 @@ import { createAccount, produceEvents, readTopicMessages, setPrices, usageEvent,
 import { expectBooksBalance, expectedCharges } from '../../tests/support/books.js';
 import { startService, waitFor, type ServiceProcess } from '../../tests/support/processes.js';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';
+import { waitGroupStable } from '../../tests/support/kafka-groups.js';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
 import { loadAccountStates } from '@meterstream/ledger/account-state';
 import type { UsageEvent } from '@meterstream/schemas';
@@ -77,7 +78,9 @@ describe('the rater through outages of its dependencies', () => {
     const rater = startService('rater/src/main.ts', { ...stack.env, DATABASE_URL: url.toString(), LOG_LEVEL: 'info', RATER_SESSION_TIMEOUT_MS: '6000' });
     procs.push(rater);
     onTestFailed(() => console.error(`rater output:\n${rater.output().slice(-6000)}`));
-    await waitFor('the rater in its group', async () => rater.output().includes('partitions assigned'));
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    await waitGroupStable(admin, stack.env.RATER_GROUP_ID!, 1).finally(() => admin.disconnect());
 
     // Hold the account's row lock, so that the rater's batch waits inside its transaction ...
     const blocker = await stack.pool.connect();

@@ -3,6 +3,8 @@ import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { createAccount, ledgerCount, produceEvents, setPrices, usageEvent, waitRaterIdle, readTopic, readTopicMessages } from '../../tests/support/fixtures.js';
 import { expectBooksBalance } from '../../tests/support/books.js';
 import { startService, waitFor, type ServiceProcess } from '../../tests/support/processes.js';
+import { waitGroupStable } from '../../tests/support/kafka-groups.js';
+import type { Admin } from 'kafkajs';
 import { encodeUsageEvent, type UsageEvent } from '@meterstream/schemas';
 import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 import { CRASH_POINTS } from '@meterstream/ledger/write-order';
@@ -38,8 +40,19 @@ async function makeAccounts(stack: TestStack, n: number): Promise<string[]> {
   return ids;
 }
 
+/** How often each event id of `accounts` is on usage.rated. */
+async function ratedCounts(stack: TestStack, accounts: string[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const v of await readTopic(stack, stack.topics.rated)) {
+    const r = JSON.parse(v) as { account_id: string; event_id: string };
+    if (accounts.includes(r.account_id)) counts.set(r.event_id, (counts.get(r.event_id) ?? 0) + 1);
+  }
+  return counts;
+}
+
 describe('rater against real Kafka, Postgres and Redis', () => {
   let stack: TestStack;
+  let admin: Admin;
   const procs: ServiceProcess[] = [];
   const rater = (extra: Record<string, string> = {}) => {
     const p = startService('rater/src/main.ts', { ...stack.env, LOG_LEVEL: 'info', RATER_SESSION_TIMEOUT_MS: '6000', RATER_MAX_BYTES_PER_PARTITION: '65536', ...extra });
@@ -50,12 +63,15 @@ describe('rater against real Kafka, Postgres and Redis', () => {
 
   beforeAll(async () => {
     stack = await openStack('rater');
+    admin = stack.kafka.admin();
+    await admin.connect();
     await setPrices(stack);
   });
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.kill('SIGTERM')));
   });
   afterAll(async () => {
+    await admin?.disconnect();
     await stack.close();
   });
 
@@ -78,7 +94,9 @@ describe('rater against real Kafka, Postgres and Redis', () => {
     expect(late.rows[0]!.n).toBe(0n);
     await r.kill('SIGTERM');
     expect(await r.exited).toBe(0);
-    expect(r.output()).toContain('batch rated');
+    // A clean stop leaves the group at once (a crash would hold its partitions for the session timeout).
+    const [group] = (await admin.describeGroups([stack.env.RATER_GROUP_ID!])).groups;
+    expect({ state: group?.state, members: group?.members.length }).toEqual({ state: 'Empty', members: 0 });
   });
 
   // Every point between two steps of the write order (commit, publish, cache, offsets).
@@ -89,35 +107,56 @@ describe('rater against real Kafka, Postgres and Redis', () => {
       await produceEvents(stack, events);
       const doomed = rater({ RATER_CRASH_AT: point, RATER_CRASH_ON_BATCH: '2' });
       expect(await doomed.exited).toBe('SIGKILL');
-      const successor = rater();
+      // What the doomed rater committed, and whether its partition's published watermark passed it.
+      const committed = await stack.pool.query<{ event_id: string; published: boolean }>(
+        `SELECT l.event_id, l.src_offset < o.published_offset AS published
+           FROM usage_ledger l JOIN consumer_offsets o ON o.group_id = $1 AND o.topic = l.src_topic AND o.partition = l.src_partition
+          WHERE l.account_id = ANY($2)`, [stack.env.RATER_GROUP_ID, accounts]);
+      const markedPublished = new Set(committed.rows.filter((r) => r.published).map((r) => r.event_id));
+      // Committed before the kill, the crashed batch's watermark never moved.
+      if (point !== 'before-pg-commit') expect(committed.rows.length - markedPublished.size).toBeGreaterThan(0);
+      const ratedBefore = await ratedCounts(stack, accounts);
+      rater();
       await waitRaterIdle(stack);
       await expectBooksBalance(stack, events, accounts);
-      // Every committed charge reached usage.rated, even those committed just before the kill.
-      const rated = (await readTopic(stack, stack.topics.rated)).map((v) => JSON.parse(v) as { account_id: string; event_id: string });
-      const ratedIds = new Set(rated.filter((x) => accounts.includes(x.account_id)).map((x) => x.event_id));
-      expect(ratedIds).toEqual(new Set(events.map((e) => e.id)));
-      // Committed before the kill, the batch's offsets never moved: the successor published it (again).
-      if (point !== 'before-pg-commit') expect(successor.output()).toContain('republished committed events');
+      // The successor published exactly what Postgres did not hold as published: each unrated event
+      // once, each committed but unmarked one (again), nothing below the watermark.
+      const ratedAfter = await ratedCounts(stack, accounts);
+      expect(new Map(events.map((e) => [e.id, (ratedAfter.get(e.id) ?? 0) - (ratedBefore.get(e.id) ?? 0)])))
+        .toEqual(new Map(events.map((e) => [e.id, markedPublished.has(e.id) ? 0 : 1])));
     });
   }
 
   it('charges each event once while a second rater joins and the first leaves mid-stream', async () => {
     const accounts = await makeAccounts(stack, 10);
     const events = workload(accounts, 6000, Date.now() - 60_000, 60_000).map((e) => ({ ...e, id: `rb-${e.id}` }));
+    const groupId = stack.env.RATER_GROUP_ID!;
+    const all = Array.from({ length: stack.config.KAFKA_EVENTS_PARTITIONS }, (_, p) => p);
+    const partitionsOf = (members: { assignment: Record<string, number[]> }[]) =>
+      members.flatMap((m) => m.assignment[stack.topics.events] ?? []).sort((a, b) => a - b);
     const first = rater();
-    let second: ServiceProcess | undefined;
+    const [alone] = await waitGroupStable(admin, groupId, 1);
+    expect(partitionsOf([alone!])).toEqual(all);
+    let pair: Awaited<ReturnType<typeof waitGroupStable>> = [];
     for (let i = 0; i < 6; i++) {
       await produceEvents(stack, events.slice(i * 1000, (i + 1) * 1000));
-      if (i === 0) await waitFor('first rater rating', async () => first.output().includes('batch rated'));
-      if (i === 1) second = rater();
-      if (i === 2) await waitFor('second rater joined', async () => /"partitions":\[\d/.test(second!.output()));
+      if (i === 1) rater();
+      if (i === 2) {
+        // The second rater joined: each holds some of the partitions, none twice.
+        pair = await waitGroupStable(admin, groupId, 2);
+        expect(partitionsOf(pair)).toEqual(all);
+      }
       if (i === 3) expect(await first.kill('SIGTERM')).toBe(0);
-      await new Promise((r) => setTimeout(r, 500));
+      // The next slice goes out while this one is being rated: rating has reached it.
+      await waitFor(`rating reached slice ${i}`, async () => (await ledgerCount(stack, accounts)) > i * 1000);
     }
+    // The first rater left; the second, a member since the join, holds every partition.
+    const [survivor] = await waitGroupStable(admin, groupId, 1);
+    expect(partitionsOf([survivor!])).toEqual(all);
+    expect(pair.map((m) => m.memberId)).toEqual(expect.arrayContaining([alone!.memberId, survivor!.memberId]));
+    expect(survivor!.memberId).not.toBe(alone!.memberId);
     await waitRaterIdle(stack);
     await expectBooksBalance(stack, events, accounts);
-    expect(first.output()).toContain('batch rated');
-    expect(second!.output()).toContain('batch rated');
   });
 
   it('rebuilds balances from Postgres when Redis loses its data mid-stream', async () => {
@@ -166,14 +205,27 @@ describe('rater against real Kafka, Postgres and Redis', () => {
     // a product of its own: other test files share the price table
     await setPrices(stack, { portrait: { unit: 'image', unit_price: '0.04', per: 1, currency: 'USD' } });
     rater();
-    await produceEvents(stack, [usageEvent(account!, 'portrait', '2', 'pc-1')]);
-    await waitRaterIdle(stack);
+    const rate = async (id: string) => {
+      await produceEvents(stack, [usageEvent(account!, 'portrait', '2', id)]);
+      await waitRaterIdle(stack);
+    };
+    const ledger = async () => (await stack.pool.query<{ event_id: string; amount: bigint }>(
+      'SELECT event_id, amount FROM usage_ledger WHERE account_id = $1 ORDER BY seq', [account])).rows.map((r) => [r.event_id, r.amount]);
+    await rate('pc-1');
     await setPrices(stack, { portrait: { unit: 'image', unit_price: '0.05', per: 1, currency: 'USD' } });
-    await new Promise((r) => setTimeout(r, 1000)); // the NOTIFY reaches the rater asynchronously
-    await produceEvents(stack, [usageEvent(account!, 'portrait', '2', 'pc-2')]);
-    await waitRaterIdle(stack);
-    const rows = await stack.pool.query<{ event_id: string; amount: bigint }>(
-      'SELECT event_id, amount FROM usage_ledger WHERE account_id = $1 ORDER BY event_id', [account]);
-    expect(rows.rows.map((r) => [r.event_id, r.amount])).toEqual([['pc-1', 80_000n], ['pc-2', 100_000n]]);
+    // The NOTIFY reaches the rater asynchronously: probe until an event is priced anew.
+    const probes: string[] = [];
+    await waitFor('an event priced at the new price', async () => {
+      probes.push(`pc-probe-${probes.length + 1}`);
+      await rate(probes.at(-1)!);
+      return (await ledger()).at(-1)?.[1] === 100_000n;
+    });
+    await rate('pc-2');
+    // The old price up to the reload, the new one from then on, never back.
+    expect(await ledger()).toEqual([
+      ['pc-1', 80_000n],
+      ...probes.map((id, i) => [id, i < probes.length - 1 ? 80_000n : 100_000n]),
+      ['pc-2', 100_000n],
+    ]);
   });
 });
