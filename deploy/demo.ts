@@ -36,10 +36,10 @@ for (const [product, price] of Object.entries(PRICE_LIST)) await api('PUT', `/v1
 const accounts: string[] = [];
 for (let i = 0; i < ACCOUNTS; i++) {
   const postpaid = i % 5 === 0;
+  // The default plan gives each new address its $10 signup gift, valid 7 days.
   const { id } = await api<{ id: string }>('POST', '/v1/accounts', { email: `demo-${i}-${Date.now()}@example.com`, currency: 'USD', billing_mode: postpaid ? 'postpaid' : 'prepaid' });
   // Each grant under a key of its own: a retried request would add the credits once.
   const grant = (body: unknown, key: string) => api('POST', `/v1/accounts/${id}/grants`, body, ingestConfig.ADMIN_API_KEY, { 'idempotency-key': key });
-  await grant({ kind: 'gift', amount: '10', expires_at: new Date(Date.now() + 7 * 86_400_000).toISOString() }, 'signup-gift');
   if (i % 3 !== 0) await grant({ kind: 'purchased', amount: '25' }, 'first-purchase');
   accounts.push(id);
 }
@@ -80,7 +80,9 @@ for (let waited = 0; (await chTotals()).n !== ledger.events.toString(); waited +
 }
 const inCh = await chTotals();
 const books = await pool.query<{ burned: bigint; postpaid: bigint; overdraft: bigint }>(
-  `SELECT (SELECT coalesce(sum(amount - remaining), 0) FROM grants WHERE account_id = ANY($1))::bigint AS burned,
+  // Expired credits (an expiry entry of minus what was left) left the grants without being burned.
+  `SELECT ((SELECT coalesce(sum(amount - remaining), 0) FROM grants WHERE account_id = ANY($1))
+        + (SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account_id = ANY($1) AND kind = 'expiry'))::bigint AS burned,
           (SELECT coalesce(sum(amount), 0) FROM postpaid_usage WHERE account_id = ANY($1))::bigint AS postpaid,
           (SELECT coalesce(sum(overdraft), 0) FROM accounts WHERE id = ANY($1))::bigint AS overdraft`, [accounts]);
 const b = books.rows[0]!;

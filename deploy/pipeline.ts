@@ -9,6 +9,7 @@ import { createRedis } from '@meterstream/platform/redis';
 import { createKafka } from '@meterstream/platform/kafka';
 import { migrateClickHouse, migratePostgres } from '@meterstream/platform/migrate';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { startScheduler } from '@meterstream/ledger/scheduler';
 import { start, IngestConfig, type RunningIngest } from '@meterstream/ingest';
 import { startRater, RaterConfig } from '@meterstream/rater';
 import { startSink, SinkConfig } from '@meterstream/sink';
@@ -44,11 +45,15 @@ export async function startPipeline(env: NodeJS.ProcessEnv, name: string, onFata
   const sink = await startSink({
     config: loadConfig(SinkConfig, env), ch, database, kafka, log: log.child({ service: 'sink' }), onFatal,
   });
+  const scheduler = await startScheduler({
+    databaseUrl: config.DATABASE_URL, kafkaTopicPrefix: config.KAFKA_TOPIC_PREFIX, pool,
+    cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log: log.child({ service: 'scheduler' }),
+  });
   return {
     config, log, ingest, ch, database, pool,
     async stop() {
       await ingest.close();
-      await Promise.all([rater.stop(), sink.stop()]);
+      await Promise.all([rater.stop(), sink.stop(), scheduler.stop()]);
       await ch.close();
       await pool.end();
       redis.disconnect();

@@ -20,6 +20,8 @@ import { balanceRoutes } from './routes/balance.js';
 import type { RouteContext } from './routes/context.js';
 import { eventRoutes } from './routes/events.js';
 import { keyRoutes } from './routes/keys.js';
+import { notificationRoutes } from './routes/notifications.js';
+import { planRoutes } from './routes/plans.js';
 import { priceRoutes } from './routes/prices.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { usageSummaryRoutes } from './routes/usage-summary.js';
@@ -37,6 +39,8 @@ export interface AppDeps {
   redis?: Redis;
   /** false only where nothing is served (generating the OpenAPI document): no LISTEN for key revocations. */
   listenForKeyChanges?: boolean;
+  /** The ledger's clock (grants, notification replays); Date.now by default. */
+  now?: () => number;
 }
 
 /** The HTTP API; owns none of the clients it is given (the caller closes them). */
@@ -83,7 +87,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     producer,
     ledger: new WriteOrder({
       pool, send: (record) => producer.sendRecord(record), cache: cacheWriter, topics: topicNames(deps.config.KAFKA_TOPIC_PREFIX), log,
-      publishWaitMs: deps.config.INGEST_ACK_TIMEOUT_MS,
+      publishWaitMs: deps.config.INGEST_ACK_TIMEOUT_MS, now: deps.now,
     }),
     ch: deps.ch && attributeErrors(deps.ch, 'clickhouse', ['query']),
     keys: await installApiKeys(app, pool, deps.config, log, { listen: deps.listenForKeyChanges ?? true }),
@@ -94,8 +98,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(balanceRoutes, ctx);
   await app.register(transactionRoutes, ctx);
   await app.register(priceRoutes, ctx);
+  await app.register(planRoutes, ctx);
   await app.register(usageSummaryRoutes, ctx);
   await app.register(keyRoutes, ctx);
+  await app.register(notificationRoutes, ctx);
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '@meterstream/platform/logger';
 import { listen, type PgListener } from '@meterstream/platform/pg-listen';
 import type { Pool } from '@meterstream/platform/postgres';
+import { closeAccount, type AccountRecord } from '@meterstream/platform/stores/accounts';
 import {
   API_KEY_PREFIX, findKeyOwner, hashApiKey, revokeApiKey, rotateApiKey, type ChangedApiKey, type IssuedApiKey, type KeyOwner,
 } from '@meterstream/platform/stores/api-keys';
@@ -109,6 +110,13 @@ export class ApiKeys {
     const revoked = await revokeApiKey(this.pool, accountId, keyId);
     this.evict(revoked.keyHash);
     return revoked;
+  }
+
+  /** Closes the account (see closeAccount), evicting its keys as revoke does. */
+  async closeAccount(accountId: string): Promise<AccountRecord> {
+    const { account, revokedKeyHashes } = await closeAccount(this.pool, accountId);
+    for (const hash of revokedKeyHashes) this.evict(hash);
+    return account;
   }
 
   /** Replaces the key (see rotateApiKey), evicting the old one as revoke does. */

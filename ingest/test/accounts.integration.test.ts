@@ -12,12 +12,15 @@ const grantHeaders = () => ({ ...admin, 'idempotency-key': uid('grant') });
 describe('POST /v1/accounts', () => {
   test('creates an account and returns its key once; only the key hash is stored', async ({ ingest: t }) => {
     const inject = injector(t.app);
-    const res = await inject('POST', '/v1/accounts', admin, { email: 'ada@example.com', currency: 'EUR', billing_mode: 'postpaid' });
+    // An address of its own: the signup gift is once per address in the whole database.
+    const email = `${uid('ada')}@example.com`;
+    const res = await inject('POST', '/v1/accounts', admin, { email, currency: 'EUR', billing_mode: 'postpaid' });
     expect(res.statusCode).toBe(201);
     const body = res.json();
     expect(body).toEqual({
-      id: expect.stringMatching(/^acct_[0-9a-f]{24}$/), email: 'ada@example.com', currency: 'EUR', billing_mode: 'postpaid',
-      created_at: expect.any(String), api_key: expect.stringMatching(/^msk_/),
+      id: expect.stringMatching(/^acct_[0-9a-f]{24}$/), email, currency: 'EUR', billing_mode: 'postpaid',
+      plan_id: 'default-eur-postpaid', created_at: expect.any(String), closed_at: null, api_key: expect.stringMatching(/^msk_/),
+      signup_gift: expect.objectContaining({ kind: 'gift', amount: '10.000000' }),
     });
     const { rows } = await t.stack.pool.query('SELECT key_hash FROM api_keys WHERE account_id = $1', [body.id]);
     expect(rows).toEqual([{ key_hash: createHash('sha256').update(body.api_key).digest('hex') }]);

@@ -29,6 +29,24 @@ const newKeyId = async (f: Fixture) => {
   return (res.json() as { id: string }).id;
 };
 
+const newAccountId = async (f: Fixture) => {
+  const res = await injector(f.app)('POST', '/v1/accounts', admin, { email: `${uid('closing')}@example.com`, currency: 'USD', billing_mode: 'prepaid' });
+  return (res.json() as { id: string }).id;
+};
+
+const newWebhookId = async (f: Fixture) => {
+  const res = await injector(f.app)('POST', `/v1/accounts/${f.account.id}/webhooks`, admin, { url: 'http://127.0.0.1:9/matrix' });
+  return (res.json() as { id: string }).id;
+};
+
+/** A notification of the account to replay: the one a fresh grant writes. */
+const newNotificationId = async (f: Fixture) => {
+  const inject = injector(f.app);
+  await inject('POST', `/v1/accounts/${f.account.id}/grants`, { ...admin, 'idempotency-key': uid('grant') }, { kind: 'purchased', amount: '1' });
+  const res = await inject('GET', `/v1/accounts/${f.account.id}/notifications`, admin);
+  return (res.json() as { notifications: { id: string }[] }).notifications[0]!.id;
+};
+
 const ROUTES: Record<string, Route> = {
   'POST /v1/events': {
     who: 'any key', ok: 202,
@@ -44,6 +62,13 @@ const ROUTES: Record<string, Route> = {
   'POST /v1/accounts/{id}/grants': {
     who: 'admin', ok: 201,
     request: async (f) => ({ url: `/v1/accounts/${f.account.id}/grants`, payload: { kind: 'purchased', amount: '1' }, headers: { 'idempotency-key': uid('grant') } }),
+  },
+  // A fresh account each call: closing the fixture's would change every row after this one.
+  'DELETE /v1/accounts/{id}': { who: 'admin', ok: 200, request: async (f) => ({ url: `/v1/accounts/${await newAccountId(f)}` }) },
+  'GET /v1/plans': { who: 'admin', ok: 200, request: async () => ({ url: '/v1/plans' }) },
+  'PUT /v1/plans/{id}': {
+    who: 'admin', ok: 201,
+    request: async () => ({ url: `/v1/plans/${uid('plan')}`, payload: { name: 'Matrix', currency: 'USD', billing_mode: 'prepaid' } }),
   },
   'GET /v1/accounts/{id}/balance': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/balance` }) },
   'GET /v1/accounts/{id}/transactions': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/transactions` }) },
@@ -65,6 +90,20 @@ const ROUTES: Record<string, Route> = {
   'POST /v1/accounts/{id}/keys/{keyId}/rotate': {
     who: 'admin', ok: 201,
     request: async (f) => ({ url: `/v1/accounts/${f.account.id}/keys/${await newKeyId(f)}/rotate` }),
+  },
+  'POST /v1/accounts/{id}/webhooks': {
+    who: 'account', ok: 201,
+    request: async (f) => ({ url: `/v1/accounts/${f.account.id}/webhooks`, payload: { url: 'http://127.0.0.1:9/matrix' } }),
+  },
+  'GET /v1/accounts/{id}/webhooks': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/webhooks` }) },
+  'DELETE /v1/accounts/{id}/webhooks/{webhookId}': {
+    who: 'account', ok: 200,
+    request: async (f) => ({ url: `/v1/accounts/${f.account.id}/webhooks/${await newWebhookId(f)}` }),
+  },
+  'GET /v1/accounts/{id}/notifications': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/notifications` }) },
+  'POST /v1/accounts/{id}/notifications/{notificationId}/replay': {
+    who: 'account', ok: 202,
+    request: async (f) => ({ url: `/v1/accounts/${f.account.id}/notifications/${await newNotificationId(f)}/replay` }),
   },
 };
 

@@ -56,7 +56,12 @@ describe('ingest started alone on the embedded default', () => {
 describe('npm start', () => {
   test('runs ingest, rater and sink in one process: an event posted over HTTP shows in its usage summary; SIGTERM exits 0', async ({ stack }) => {
     const port = await freePort();
+    // A database of its own: the process runs the scheduler too (allowances, expiries), which
+    // must not touch the accounts of the other test files in the run's shared database.
+    const database = new URL(stack.env.DATABASE_URL!);
+    database.pathname = `${database.pathname}_npm_start_${process.pid}`;
     const service = startService('deploy/start.ts', embeddedEnv(stack, {
+      DATABASE_URL: database.toString(),
       INGEST_HOST: '127.0.0.1',
       INGEST_PORT: String(port),
       CHDB_PATH: `.chdb/test-${process.env.MS_TEST_RUN ?? 'local'}/npm-start-${process.pid}`,
@@ -88,6 +93,7 @@ describe('npm start', () => {
       expect(await service.kill('SIGTERM'), service.output()).toBe(0);
     } finally {
       await service.kill('SIGKILL');
+      await stack.pool.query(`DROP DATABASE IF EXISTS "${database.pathname.slice(1)}" WITH (FORCE)`);
     }
   });
 });

@@ -26,16 +26,18 @@ export interface TestIngest {
 
 /**
  * The ingest app on the real services, with names private to the calling test file; `cache`
- * replaces the stack's balance cache (e.g. one on a Redis of the test's own, to break it).
+ * replaces the stack's balance cache (e.g. one on a Redis of the test's own, to break it); `now` is the ledger's clock.
  */
-export async function openIngest(name: string, env: Record<string, string> = {}, deps: { cache?: BalanceCache } = {}): Promise<TestIngest> {
+export async function openIngest(
+  name: string, env: Record<string, string> = {}, deps: { cache?: BalanceCache; now?: () => number } = {},
+): Promise<TestIngest> {
   const stack = await openStack(name);
   const ch = await openClickHouse(name);
   const config = loadConfig(IngestConfig, { ...stack.env, ADMIN_API_KEY: ADMIN_KEY, ...env });
   const producer = await UsageEventProducer.connect(stack.kafka, { topic: stack.topics.events, lingerMs: 0 });
   const app = await buildApp({
     config, pool: stack.pool, cache: deps.cache ?? stack.cache, producer, ch: ch.ch, chDatabase: ch.database,
-    log: createLogger('ingest-test', config.LOG_LEVEL),
+    log: createLogger('ingest-test', config.LOG_LEVEL), now: deps.now,
   });
   return {
     app, stack, config, ch,
@@ -67,13 +69,25 @@ export function ingestTest(env: Record<string, string> = {}) {
   });
 }
 
+/**
+ * An account with no money yet: on a plan without a signup gift (created here, idempotently), so
+ * that the figures a test checks start at zero. signup-gift.integration.test.ts tests the gift.
+ */
 export async function createAccount(
   app: FastifyInstance,
   body: { email?: string; currency?: 'USD' | 'EUR'; billing_mode?: 'prepaid' | 'postpaid' } = {},
 ): Promise<{ id: string; api_key: string }> {
+  const currency = body.currency ?? 'USD';
+  const billingMode = body.billing_mode ?? 'prepaid';
+  const planId = `test-no-gift-${currency.toLowerCase()}-${billingMode}`;
+  const plan = await app.inject({
+    method: 'PUT', url: `/v1/plans/${planId}`, headers: admin,
+    payload: { name: 'Tests: no signup gift', currency, billing_mode: billingMode, signup_gift: { amount: '0', validity_days: 7 } },
+  });
+  if (plan.statusCode >= 300) throw new Error(`plan creation failed: ${plan.statusCode} ${plan.body}`);
   const res = await app.inject({
     method: 'POST', url: '/v1/accounts', headers: admin,
-    payload: { email: `u${randomBytes(4).toString('hex')}@example.com`, currency: 'USD', billing_mode: 'prepaid', ...body },
+    payload: { email: `u${randomBytes(4).toString('hex')}@example.com`, currency, billing_mode: billingMode, plan_id: planId, ...body },
   });
   if (res.statusCode !== 201) throw new Error(`account creation failed: ${res.statusCode} ${res.body}`);
   return res.json();

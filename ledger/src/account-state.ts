@@ -67,7 +67,8 @@ interface AccountRow {
 export async function loadAccountStates(
   db: PoolClient | Pool,
   ids: readonly string[],
-  opts: { forUpdate: boolean; nowMs?: number },
+  /** excludeClosed: closed accounts (DELETE /v1/accounts/{id}) are left out, as if unknown (the rater). */
+  opts: { forUpdate: boolean; nowMs?: number; excludeClosed?: boolean },
 ): Promise<Map<string, AccountState>> {
   const month = monthOf(opts.nowMs ?? Date.now());
   const r = await db.query<AccountRow>(
@@ -77,7 +78,7 @@ export async function loadAccountStates(
                FROM grants g WHERE g.account_id = a.id AND g.remaining > 0) AS grants
        FROM accounts a
        LEFT JOIN postpaid_usage p ON p.account_id = a.id AND p.month = ($2 || '-01')::date
-      WHERE a.id = ANY($1::text[])
+      WHERE a.id = ANY($1::text[]) ${opts.excludeClosed ? 'AND a.closed_at IS NULL' : ''}
       ORDER BY a.id ${opts.forUpdate ? 'FOR UPDATE OF a' : ''}`,
     [ids, month],
   );

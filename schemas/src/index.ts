@@ -9,4 +9,6 @@ export * from './contracts/api-key.js';
 export * from './contracts/usage-summary.js';
 export * from './contracts/ledger-entry.js';
 export * from './contracts/transaction.js';
+export * from './contracts/notification.js';
 export * from './topics.js';
+export * from './contracts/plan.js';

@@ -23,7 +23,8 @@ describe('ledger entry contract', () => {
   });
 
   it('refuses a kind nothing produces yet, a seq below 1 and ids outside the contract', () => {
-    expect(verdict({ kind: 'expiry' })).toMatch(/^kind: /);
+    expect(verdict({ kind: 'teleport' })).toMatch(/^kind: /);
+    expect(verdict({ kind: 'expiry', amount: '-10.000000' })).toBe('ok');
     expect(verdict({ seq: 0 })).toMatch(/^seq: /);
     expect(verdict({ seq: 1.5 })).toMatch(/^seq: /);
     expect(verdict({ grant_id: null })).toBe('ok');

@@ -28,7 +28,10 @@ describe('a grant through the API reaches the history, ledger.entries and ClickH
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
 
-    const account = await api('POST', '/v1/accounts', { email: 'grants@example.com', currency: 'EUR', billing_mode: 'prepaid' });
+    // On a plan without a signup gift: the grant below is the account's only entry.
+    const plan = { name: 'No gift', currency: 'EUR', billing_mode: 'prepaid', signup_gift: { amount: '0', validity_days: 7 } };
+    expect((await api('PUT', '/v1/plans/e2e-no-gift-eur-prepaid', plan)).status).toBeLessThan(300);
+    const account = await api('POST', '/v1/accounts', { email: 'grants@example.com', currency: 'EUR', billing_mode: 'prepaid', plan_id: 'e2e-no-gift-eur-prepaid' });
     const id = account.body.id as string;
     const posted = await api('POST', `/v1/accounts/${id}/grants`, { kind: 'promotional', amount: '12.345678' }, { 'idempotency-key': 'campaign-7' });
     expect(posted.status).toBe(201);

@@ -41,7 +41,8 @@ describe('end to end: HTTP -> Kafka -> rater -> Postgres/Redis -> usage.rated ->
       expect(acct.status).toBe(201);
       const id = acct.body.id as string;
       const grant = (body: unknown, key: string) => api('POST', `/v1/accounts/${id}/grants`, body, ADMIN, { 'idempotency-key': key });
-      expect((await grant({ kind: 'gift', amount: '10', expires_at: new Date(Date.now() + 7 * 86_400_000).toISOString() }, 'signup-gift')).status).toBe(201);
+      // The $10 signup gift comes with the account (its default plan).
+      expect(acct.body.signup_gift).toMatchObject({ kind: 'gift', amount: '10.000000' });
       expect((await grant({ kind: 'purchased', amount: i % 2 ? '25' : '2' }, 'first-purchase')).status).toBe(201);
       out.push({ id, key: acct.body.api_key as string });
     }

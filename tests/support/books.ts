@@ -28,7 +28,10 @@ export async function expectBooksBalance(stack: TestStack, events: UsageEvent[],
   const q = async (sql: string) =>
     new Map((await stack.pool.query<{ id: string; v: bigint }>(sql, [accounts])).rows.map((r) => [r.id, r.v]));
   const usage = new Map((await usageTotalsByAccount(stack.pool, accounts)).map((t) => [t.accountId, t]));
-  const burned = await q('SELECT account_id AS id, sum(amount - remaining)::bigint AS v FROM grants WHERE account_id = ANY($1) GROUP BY 1');
+  // What expired left the grants too (remaining 0, an expiry entry of minus what was left): not burned by usage.
+  const burned = await q(`SELECT g.account_id AS id, (sum(g.amount - g.remaining)
+      + coalesce((SELECT sum(e.amount) FROM ledger_entries e WHERE e.account_id = g.account_id AND e.kind = 'expiry'), 0))::bigint AS v
+    FROM grants g WHERE g.account_id = ANY($1) GROUP BY 1`);
   const postpaid = await q('SELECT account_id AS id, sum(amount)::bigint AS v FROM postpaid_usage WHERE account_id = ANY($1) GROUP BY 1');
   const overdraft = await q('SELECT id, overdraft AS v FROM accounts WHERE id = ANY($1)');
   const distinct = new Map<string, Set<string>>();

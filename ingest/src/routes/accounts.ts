@@ -1,16 +1,20 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AccountCreated, AccountInput, AccountParams, Grant, GrantInput, IdempotencyKey } from '@meterstream/schemas';
-import { addGrant, AccountNotFoundError, IdempotencyConflictError } from '@meterstream/ledger/commands/add-grant';
-import { inTransaction } from '@meterstream/platform/postgres';
-import { createAccount } from '@meterstream/platform/stores/accounts';
-import { issueApiKey } from '@meterstream/platform/stores/api-keys';
+import { Account, AccountCreated, AccountInput, AccountParams, Grant, GrantInput, IdempotencyKey } from '@meterstream/schemas';
+import { addGrant, AccountNotFoundError as GrantAccountNotFoundError, IdempotencyConflictError } from '@meterstream/ledger/commands/add-grant';
+import { openAccount, PlanMismatchError, PlanNotFoundError } from '@meterstream/ledger/commands/open-account';
+import { AccountNotFoundError, type AccountRecord } from '@meterstream/platform/stores/accounts';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
 
 // Loose: the validated headers replace the request's, which must keep the others.
 const GrantHeaders = z.looseObject({
   'idempotency-key': IdempotencyKey.describe('required: the caller\'s key for this grant, unique per account; a retry sends the same key'),
+});
+
+const toAccount = (a: AccountRecord): Account => ({
+  id: a.id, email: a.email, currency: a.currency, billing_mode: a.billingMode, plan_id: a.planId,
+  created_at: a.createdAt.toISOString(), closed_at: a.closedAt?.toISOString() ?? null,
 });
 
 export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
@@ -22,20 +26,51 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
         summary: 'Create an account and its API key (admin)',
         tags: ['accounts'],
         body: AccountInput,
+        description:
+          "The account gets its plan's signup gift (a grant of kind gift expiring the plan's validity days after creation) " +
+          'once per email address, trimmed and lower-cased: an address that had it, also on a closed account, gets none.',
         response: { 201: AccountCreated, ...errorResponses(400, 401, 403) },
       },
     },
     async (req, reply) => {
-      const { email, currency, billing_mode } = req.body;
-      // The account and its first key commit together: an account nobody can reach is never left behind.
-      const { account, key } = await inTransaction(ctx.pool, async (c) => {
-        const account = await createAccount(c, { email, currency, billingMode: billing_mode });
-        return { account, key: await issueApiKey(c, account.id) };
-      });
-      return reply.code(201).send({
-        id: account.id, email: account.email, currency: account.currency, billing_mode: account.billingMode,
-        created_at: account.createdAt.toISOString(), api_key: key.apiKey,
-      });
+      const { email, currency, billing_mode, plan_id } = req.body;
+      try {
+        // The account, its first key and its gift commit together: an account nobody can reach is never left behind.
+        const opened = await openAccount(ctx.ledger, {
+          email, currency, billingMode: billing_mode, ...(plan_id === undefined ? {} : { planId: plan_id }), tombstoneKey: ctx.config.EMAIL_TOMBSTONE_KEY,
+        });
+        return reply.code(201).send({ ...toAccount(opened.account), api_key: opened.apiKey, signup_gift: opened.signupGift });
+      } catch (e) {
+        if (e instanceof PlanNotFoundError) throw new ApiError(400, 'PLAN_NOT_FOUND', e.message);
+        if (e instanceof PlanMismatchError) throw new ApiError(400, 'PLAN_MISMATCH', e.message);
+        throw e;
+      }
+    },
+  );
+
+  app.delete(
+    '/v1/accounts/:id',
+    {
+      onRequest: ctx.keys.requireAdmin,
+      schema: {
+        summary: 'Close an account (admin)',
+        description:
+          'The account can no longer be used: its keys stop working on every instance at once, and the rater dead-letters its ' +
+          'events (UNKNOWN_ACCOUNT). Its balance, grants and transactions stay readable with the admin key, and its email keeps ' +
+          'its tombstone, so a new account with that address gets no second signup gift. Idempotent: closing a closed account ' +
+          'answers it as it was closed.',
+        tags: ['accounts'],
+        params: AccountParams,
+        response: { 200: Account, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      try {
+        return toAccount(await ctx.keys.closeAccount(req.params.id));
+      } catch (e) {
+        if (e instanceof AccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
+        throw e;
+      }
     },
   );
 
@@ -69,7 +104,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
         if (replayed) void reply.header('idempotent-replayed', 'true');
         return reply.code(201).send(grant);
       } catch (e) {
-        if (e instanceof AccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
+        if (e instanceof GrantAccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
         if (e instanceof IdempotencyConflictError) throw new ApiError(409, 'IDEMPOTENCY_KEY_REUSED', e.message);
         throw e;
       }

@@ -5,6 +5,9 @@ import { assertCanAccess } from '../auth.js';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
 
+/** How close to its expiry a gift is flagged expiring_soon. */
+export const GIFT_EXPIRING_SOON_MS = 24 * 3_600_000;
+
 /** What the account can spend now: grants expired since the state was cached no longer count. */
 export function toBalance(state: AccountState, source: Balance['source'], nowMs: number): Balance {
   const live = state.grants.filter((g) => g.expiresAt === null || g.expiresAt > nowMs);
@@ -22,6 +25,7 @@ export function toBalance(state: AccountState, source: Balance['source'], nowMs:
       remaining: formatMicros(g.remaining),
       expires_at: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString(),
       priority: g.priority,
+      expiring_soon: g.kind === 'gift' && g.expiresAt !== null && g.expiresAt - nowMs <= GIFT_EXPIRING_SOON_MS,
     })),
     ledger_seq: Number(state.ledgerSeq),
     source,

@@ -3,7 +3,8 @@ import type { PoolClient } from '@meterstream/platform/postgres';
 import { formatMicros, toMicros, type Grant, type GrantInput, type GrantKind } from '@meterstream/schemas';
 import { balanceAt, compareBurnOrder, loadAccountStates, type AccountState } from '../account-state.js';
 import { findEntry, IdempotencyConflictError, markEntriesPublished, publishEntries, recordEntries } from '../entries.js';
-import type { WriteOrder } from '../write-order.js';
+import { recordNotifications } from '../outbox.js';
+import type { Command, WriteOrder } from '../write-order.js';
 
 export { IdempotencyConflictError };
 
@@ -69,9 +70,14 @@ const toGrant = (id: string, accountId: string, t: GrantTerms, remaining: bigint
  * added; with other terms it throws IdempotencyConflictError. Retries racing each other queue on
  * the account's row lock, so exactly one of them adds the grant.
  */
-export async function addGrant(order: WriteOrder, { accountId, input, idempotencyKey }: AddGrantRequest): Promise<AddedGrant> {
+export async function addGrant(order: WriteOrder, request: AddGrantRequest): Promise<AddedGrant> {
+  return order.run<AddedGrant>(addGrantCommand(order, request));
+}
+
+/** addGrant as a command, whose transaction another command may run inside its own (open-account). */
+export function addGrantCommand(order: WriteOrder, { accountId, input, idempotencyKey }: AddGrantRequest): Command<AddedGrant> {
   const terms = termsOf(input);
-  return order.run<AddedGrant>({
+  return {
     name: 'add-grant',
     async transaction(c) {
       const nowMs = order.now();
@@ -110,9 +116,21 @@ export async function addGrant(order: WriteOrder, { accountId, input, idempotenc
         overdraft_paid: paidOff, balance_after: balanceAt(next, nowMs), idempotency_key: idempotencyKey, request_hash: requestHash(terms),
       }]);
       next.ledgerSeq = BigInt(entry!.seq);
+      const grant = toGrant(id, accountId, terms, remaining, createdAt);
+      // Told exactly when the grant commits, once: a replayed request returned above.
+      await recordNotifications(c, [{
+        accountId, cause: `grant:${entry!.entry_id}`,
+        payload: {
+          type: 'credits.granted', timestamp: entry!.created_at,
+          data: {
+            account_id: accountId, grant_id: id, entry_id: entry!.entry_id, kind: terms.kind, amount: entry!.amount,
+            currency: entry!.currency, expires_at: grant.expires_at, balance_after: entry!.balance_after,
+          },
+        },
+      }], nowMs);
       return {
         commit: true,
-        value: { grant: toGrant(id, accountId, terms, remaining, createdAt), replayed: false },
+        value: { grant, replayed: false },
         publish: async (send) => {
           await publishEntries(send, order.topics.entries, [entry!]);
           await markEntriesPublished(order.pool, [entry!]);
@@ -120,5 +138,5 @@ export async function addGrant(order: WriteOrder, { accountId, input, idempotenc
         states: [next],
       };
     },
-  });
+  };
 }

@@ -129,7 +129,8 @@ export async function rateBatch(
       };
     }
 
-    const states = await loadAccountStates(c, [...new Set(events.map((e) => e.event.account_id))], { forUpdate: true, nowMs: order.now() });
+    // A closed account's events are dead-lettered like an unknown account's.
+    const states = await loadAccountStates(c, [...new Set(events.map((e) => e.event.account_id))], { forUpdate: true, nowMs: order.now(), excludeClosed: true });
     await prices.ensureKnown(events.flatMap((e) => {
       const s = states.get(e.event.account_id);
       return s ? [[e.event.product, s.currency] as [string, Currency]] : [];

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { inTransaction, type Pool } from '../postgres.js';
 import { z } from 'zod';
 import { BillingMode, Currency } from '@meterstream/schemas';
+import { defaultPlanId } from './plans.js';
 import { queryRows, type Db } from './rows.js';
 
 export class AccountNotFoundError extends Error {
@@ -15,7 +17,10 @@ export interface AccountRecord {
   email: string;
   currency: Currency;
   billingMode: BillingMode;
+  planId: string;
   createdAt: Date;
+  /** Set by closeAccount: its keys are revoked and the rater dead-letters its events. */
+  closedAt: Date | null;
 }
 
 export interface NewAccount {
@@ -24,25 +29,47 @@ export interface NewAccount {
   email: string;
   currency: Currency;
   billingMode: BillingMode;
+  /** A plan of the account's currency and billing mode; by default defaultPlanId of them. */
+  planId?: string;
 }
 
 /** A row of accounts as pg returns it, parsed into the domain type. */
 export const AccountRow = z
-  .object({ id: z.string(), email: z.string(), currency: Currency, billing_mode: BillingMode, created_at: z.date() })
-  .transform((r): AccountRecord => ({ id: r.id, email: r.email, currency: r.currency, billingMode: r.billing_mode, createdAt: r.created_at }));
+  .object({
+    id: z.string(), email: z.string(), currency: Currency, billing_mode: BillingMode, plan_id: z.string(), created_at: z.date(), closed_at: z.date().nullable(),
+  })
+  .transform((r): AccountRecord => ({
+    id: r.id, email: r.email, currency: r.currency, billingMode: r.billing_mode, planId: r.plan_id, createdAt: r.created_at, closedAt: r.closed_at,
+  }));
 
-const COLUMNS = 'id, email, currency, billing_mode, created_at';
+const COLUMNS = 'id, email, currency, billing_mode, plan_id, created_at, closed_at';
 
 /** Opens an account with no money state yet: no grants, no overdraft, ledger_seq 0. */
 export async function createAccount(db: Db, input: NewAccount): Promise<AccountRecord> {
   const id = input.id ?? `acct_${randomBytes(12).toString('hex')}`;
   const [account] = await queryRows(db, 'accounts', AccountRow,
-    `INSERT INTO accounts (id, email, currency, billing_mode) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
-    [id, input.email, input.currency, input.billingMode]);
+    `INSERT INTO accounts (id, email, currency, billing_mode, plan_id) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+    [id, input.email, input.currency, input.billingMode, input.planId ?? defaultPlanId(input.currency, input.billingMode)]);
   return account!;
 }
 
 export async function getAccount(db: Db, id: string): Promise<AccountRecord | undefined> {
   const [account] = await queryRows(db, 'accounts', AccountRow, `SELECT ${COLUMNS} FROM accounts WHERE id = $1`, [id]);
   return account;
+}
+
+/**
+ * Closes the account (DELETE /v1/accounts/{id}): closed_at set once and its keys revoked in one
+ * transaction; its grants and history stay for the records. Answers the account and the hashes of
+ * the keys it revoked now, which every key cache must evict (a repeated close revokes none).
+ */
+export async function closeAccount(pool: Pool, id: string): Promise<{ account: AccountRecord; revokedKeyHashes: string[] }> {
+  return inTransaction(pool, async (c) => {
+    const [account] = await queryRows(c, 'accounts', AccountRow,
+      `UPDATE accounts SET closed_at = coalesce(closed_at, now()) WHERE id = $1 RETURNING ${COLUMNS}`, [id]);
+    if (!account) throw new AccountNotFoundError(id);
+    const revoked = await c.query<{ key_hash: string }>(
+      'UPDATE api_keys SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL RETURNING key_hash', [id]);
+    return { account, revokedKeyHashes: revoked.rows.map((r) => r.key_hash) };
+  });
 }

@@ -76,7 +76,9 @@ export async function issueApiKey(db: Db, accountId: string): Promise<IssuedApiK
 /** Who holds the key of this hash (hex); undefined when no such key works. */
 export async function findKeyOwner(db: Db, keyHash: string): Promise<KeyOwner | undefined> {
   const [owner] = await queryRows(db, 'api_keys', OwnerRow,
-    'SELECT account_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL', [keyHash]);
+    // A closed account's keys were revoked with it; the join makes sure of it.
+    `SELECT k.account_id, k.id FROM api_keys k JOIN accounts a ON a.id = k.account_id
+      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.closed_at IS NULL`, [keyHash]);
   return owner;
 }
 

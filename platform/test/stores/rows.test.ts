@@ -16,8 +16,11 @@ describe('store rows parsed into domain types', () => {
   });
 
   it('reads an account and a key, revoked or not', () => {
-    expect(parseRows('accounts', AccountRow, [{ id: 'a1', email: 'a@example.com', currency: 'EUR', billing_mode: 'postpaid', created_at: at }]))
-      .toEqual([{ id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', createdAt: at }]);
+    const account = { id: 'a1', email: 'a@example.com', currency: 'EUR', billing_mode: 'postpaid', plan_id: 'default-eur-postpaid', created_at: at };
+    expect(parseRows('accounts', AccountRow, [{ ...account, closed_at: null }, { ...account, closed_at: at }])).toEqual([
+      { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', createdAt: at, closedAt: null },
+      { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', createdAt: at, closedAt: at },
+    ]);
     const key = { id: `key_${'0a'.repeat(12)}`, account_id: 'a1', created_at: at };
     expect(parseRows('api_keys', ApiKeyRow, [{ ...key, revoked_at: null }, { ...key, revoked_at: at }])).toEqual([
       { id: key.id, accountId: 'a1', createdAt: at, revokedAt: null },

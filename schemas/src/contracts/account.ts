@@ -5,22 +5,24 @@ export const BillingMode = z.enum(['prepaid', 'postpaid']);
 export type BillingMode = z.infer<typeof BillingMode>;
 
 export const AccountInput = z.object({
-  email: z.email(),
+  // Trimmed before the check; the signup gift counts addresses normalized further (README, "Signup gift").
+  email: z.string().trim().check(z.email()),
   currency: Currency,
   billing_mode: BillingMode,
+  plan_id: Id.optional().describe('a plan of this currency and billing mode (GET /v1/plans); by default default-<currency>-<billing_mode>, e.g. default-usd-prepaid'),
 });
 export type AccountInput = z.infer<typeof AccountInput>;
 
-export const Account = AccountInput.extend({ id: z.string(), created_at: z.string() });
+export const Account = AccountInput.extend({
+  id: z.string(),
+  plan_id: z.string(),
+  created_at: z.string(),
+  closed_at: z.string().nullable().describe('set by DELETE /v1/accounts/{id}: its keys no longer work, its records stay readable by the admin'),
+});
 export type Account = z.infer<typeof Account>;
 
 /** The path of every route under /v1/accounts/{id}. */
 export const AccountParams = z.object({ id: Id });
-
-export const AccountCreated = Account.extend({
-  api_key: z.string().describe('the account-scoped API key; shown only in this response, store it now'),
-});
-export type AccountCreated = z.infer<typeof AccountCreated>;
 
 export const GrantKind = z.enum(['gift', 'promotional', 'allowance', 'purchased']);
 export type GrantKind = z.infer<typeof GrantKind>;
@@ -45,6 +47,13 @@ export const Grant = z.object({
 });
 export type Grant = z.infer<typeof Grant>;
 
+export const AccountCreated = Account.extend({
+  api_key: z.string().describe('the account-scoped API key; shown only in this response, store it now'),
+  signup_gift: Grant.nullable()
+    .describe("the plan's signup gift, once per email address (trimmed, lower-cased); null when the plan has none or the address had it before"),
+});
+export type AccountCreated = z.infer<typeof AccountCreated>;
+
 export const Balance = z.object({
   account_id: z.string(),
   currency: Currency,
@@ -52,7 +61,9 @@ export const Balance = z.object({
   balance: SignedMoneyString.describe('unexpired grants remaining minus prepaid overdraft'),
   overdraft: MoneyString,
   postpaid_accrued_this_month: MoneyString,
-  grants: z.array(Grant.pick({ id: true, kind: true, remaining: true, expires_at: true, priority: true })),
+  grants: z.array(Grant.pick({ id: true, kind: true, remaining: true, expires_at: true, priority: true }).extend({
+    expiring_soon: z.boolean().describe('a gift that expires within 24 hours (seed 000)'),
+  })),
   ledger_seq: z.number().int(),
   source: z.enum(['redis', 'postgres']),
 });

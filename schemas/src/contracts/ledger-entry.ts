@@ -4,12 +4,12 @@ import { Currency, Id, IsoTimestamp, MoneyString, SignedMoneyString, StorableStr
 /**
  * What moved the money. Usage is not a kind here: it keeps its own row (usage_ledger), topic
  * (usage.rated) and table (rated_events), built for its volume; every other movement is an entry.
- * To add a kind (expiry, adjustment, refund, addon, topup, ...) when a command starts producing
+ * To add a kind (adjustment, refund, addon, topup, ...) when a command starts producing
  * it: add it here and to the CHECK list of ledger_entries.kind in a new Postgres migration
  * (platform/test/enums-match-sql.test.ts compares the two); ClickHouse stores the kind as text
  * and the transactions list offers every kind as a filter, so neither needs more.
  */
-export const LedgerEntryKind = z.enum(['grant']);
+export const LedgerEntryKind = z.enum(['grant', 'expiry']);
 export type LedgerEntryKind = z.infer<typeof LedgerEntryKind>;
 
 /**
