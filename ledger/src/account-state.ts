@@ -61,8 +61,8 @@ interface AccountRow {
 
 /**
  * Loads the states of the given accounts in one query. With forUpdate the account rows are
- * locked in id order (so concurrent writers never deadlock); every change to an account's grants
- * or overdraft happens under that lock.
+ * locked first, in id order (so concurrent writers never deadlock); every change to an account's
+ * grants or overdraft happens under that lock.
  */
 export async function loadAccountStates(
   db: PoolClient | Pool,
@@ -71,6 +71,13 @@ export async function loadAccountStates(
   opts: { forUpdate: boolean; nowMs?: number; excludeClosed?: boolean },
 ): Promise<Map<string, AccountState>> {
   const month = monthOf(opts.nowMs ?? Date.now());
+  if (opts.forUpdate) {
+    // Lock first, read after, in two statements: under READ COMMITTED a statement that waited for
+    // a row lock re-reads the locked row only, while its subqueries (the grants) keep the snapshot
+    // taken before the wait, so a grant committed meanwhile (a top-up, an allowance) would be
+    // missing from a state cached under the newer ledger seq.
+    await db.query('SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids]);
+  }
   const r = await db.query<AccountRow>(
     `SELECT a.id, a.currency, a.billing_mode, a.overdraft, a.ledger_seq, p.amount AS postpaid,
             (SELECT json_agg(json_build_array(g.id, g.kind, g.amount::text, g.remaining::text,
@@ -79,7 +86,7 @@ export async function loadAccountStates(
        FROM accounts a
        LEFT JOIN postpaid_usage p ON p.account_id = a.id AND p.month = ($2 || '-01')::date
       WHERE a.id = ANY($1::text[]) ${opts.excludeClosed ? 'AND a.closed_at IS NULL' : ''}
-      ORDER BY a.id ${opts.forUpdate ? 'FOR UPDATE OF a' : ''}`,
+      ORDER BY a.id`,
     [ids, month],
   );
   const states = new Map<string, AccountState>();
