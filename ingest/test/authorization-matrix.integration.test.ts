@@ -72,6 +72,7 @@ const ROUTES: Record<string, Route> = {
   },
   'GET /v1/accounts/{id}/balance': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/balance` }) },
   'GET /v1/accounts/{id}/transactions': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/transactions` }) },
+  'GET /v1/accounts/{id}/transactions.csv': { who: 'account', ok: 200, request: async (f) => ({ url: `/v1/accounts/${f.account.id}/transactions.csv` }) },
   'GET /v1/prices': { who: 'any key', ok: 200, request: async () => ({ url: '/v1/prices' }) },
   'PUT /v1/prices/{product}': {
     who: 'admin', ok: 200,

@@ -31,6 +31,10 @@ export interface HistoryQuery {
   limit: number;
   after?: HistoryPosition | undefined;
   kind?: TransactionKind | undefined;
+  /** Only rows at or after this time (a usage row's event time, an entry's commit time). */
+  from?: Date | undefined;
+  /** Only rows strictly before this time. */
+  to?: Date | undefined;
 }
 
 /**
@@ -41,21 +45,23 @@ export interface HistoryQuery {
 export async function readHistory(db: Db, accountId: string, q: HistoryQuery): Promise<HistoryRow[]> {
   const wantUsage = q.kind === undefined || q.kind === 'usage';
   const wantEntries = q.kind !== 'usage';
-  const params: unknown[] = [accountId, q.after?.seq ?? null, q.after?.id ?? null, q.limit];
-  // seq <= $2 is what the index can use; the (seq, id) comparison breaks a tie.
-  const older = (id: string) => `($2::bigint IS NULL OR (seq <= $2 AND (seq < $2 OR ${id} < $3::text)))`;
+  const params: unknown[] = [accountId, q.after?.seq ?? null, q.after?.id ?? null, q.limit, q.from ?? null, q.to ?? null];
+  // seq <= $2 is what the index can use; the (seq, id) comparison breaks a tie. The time range
+  // filters rows only: the position stays a seq, so a cursor means the same with any range.
+  const older = (id: string, at: string) => `($2::bigint IS NULL OR (seq <= $2 AND (seq < $2 OR ${id} < $3::text)))
+    AND ($5::timestamptz IS NULL OR ${at} >= $5) AND ($6::timestamptz IS NULL OR ${at} < $6)`;
   const parts: string[] = [];
   if (wantUsage) {
     parts.push(`(SELECT 'usage' AS kind, seq, event_id AS id, event_time AS at, amount, balance_after,
                         product, quantity, unit, rated_at, NULL AS grant_id, NULL::bigint AS overdraft_paid, NULL AS reason
-                   FROM usage_ledger WHERE account_id = $1 AND ${older('event_id')}
+                   FROM usage_ledger WHERE account_id = $1 AND ${older('event_id', 'event_time')}
                   ORDER BY seq DESC, event_id DESC LIMIT $4)`);
   }
   if (wantEntries) {
     params.push(q.kind ?? null);
     parts.push(`(SELECT kind, seq, entry_id AS id, created_at AS at, amount, balance_after,
                         NULL AS product, NULL::bigint AS quantity, NULL AS unit, NULL::timestamptz AS rated_at, grant_id, overdraft_paid, reason
-                   FROM ledger_entries WHERE account_id = $1 AND ${older('entry_id')} AND ($5::text IS NULL OR kind = $5)
+                   FROM ledger_entries WHERE account_id = $1 AND ${older('entry_id', 'created_at')} AND ($7::text IS NULL OR kind = $7)
                   ORDER BY seq DESC, entry_id DESC LIMIT $4)`);
   }
   return queryRows(db, 'usage_ledger + ledger_entries', HistoryRow,

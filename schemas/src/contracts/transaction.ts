@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Id, MoneyString, SignedMoneyString } from './common.js';
+import { Id, IsoTimestamp, MoneyString, SignedMoneyString } from './common.js';
 import { LedgerEntryKind } from './ledger-entry.js';
 import { Unit } from './price.js';
 
@@ -51,5 +51,11 @@ export const TransactionQuery = z.object({
   // A cursor of the longest seq and id is 208 characters of base64url.
   cursor: z.string().max(256).optional(),
   kind: TransactionKind.optional().describe('only rows of this kind'),
+  from: IsoTimestamp.optional().describe('only rows at or after this time (inclusive); must be before `to`'),
+  to: IsoTimestamp.optional().describe('only rows before this time (exclusive)'),
 });
 export type TransactionQuery = z.infer<typeof TransactionQuery>;
+
+/** The filters of the CSV export: the list's, without its paging. */
+export const TransactionExportQuery = TransactionQuery.omit({ limit: true, cursor: true });
+export type TransactionExportQuery = z.infer<typeof TransactionExportQuery>;
