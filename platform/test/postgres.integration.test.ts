@@ -85,6 +85,9 @@ describe('createPool', () => {
       await waitFor('the held connection to be gone', async () => (await backends(admin, name)).length === 0);
       await expect(held.query('SELECT 1')).rejects.toThrow();
       held.release();
+      // The idle one is dropped when its 'error' arrives (asynchronously): then the pool serves
+      // from a fresh connection.
+      await waitFor('the pool to drop its terminated idle connection', async () => pool.idleCount === 0);
       expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     } finally {
       await pool.end();
