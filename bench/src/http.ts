@@ -30,12 +30,16 @@ export async function startIngest(env: Record<string, string>, logDir: string, c
     ...env, ADMIN_API_KEY: adminKey, INGEST_HOST: '127.0.0.1', INGEST_PORT: String(port), CHDB_PATH: chdbPath,
   }, logDir);
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
+  await waitHealthy(url, service);
+  return { url, adminKey, service };
+}
+
+/** Until the ingest at url answers /healthz; fails at once if its process exits, or after timeoutMs. */
+export async function waitHealthy(url: string, service: Pick<ServiceProcess, 'isRunning' | 'tail'>, timeoutMs = 60_000): Promise<void> {
+  const expired = AbortSignal.timeout(timeoutMs);
+  while (!(await fetch(`${url}/healthz`).then((r) => r.ok, () => false))) {
     if (!service.isRunning()) throw new Error(`ingest exited at start-up:\n${service.tail()}`);
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    if (ok) return { url, adminKey, service };
-    if (Date.now() > deadline) throw new Error(`ingest did not answer /healthz within 60 s:\n${service.tail()}`);
+    if (expired.aborted) throw new Error(`ingest did not answer /healthz within ${timeoutMs} ms:\n${service.tail()}`);
     await sleep(200);
   }
 }

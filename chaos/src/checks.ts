@@ -11,6 +11,7 @@ import { readTopicMessages } from '../../tests/support/fixtures.js';
 import { describeLag, type LagReport } from './quiescence.js';
 import type { UnexpectedExit } from './supervisor.js';
 import { eventKey, type SentEvent } from './workload.js';
+import { seconds } from './format.js';
 
 export type { Check };
 
@@ -151,8 +152,8 @@ export function checkLag(report: LagReport & { waitedMs: number }): Check {
     name: 'no partition stuck: lag 0 for the rater and the sink groups',
     ok: report.behind.length === 0,
     detail: report.behind.length === 0
-      ? `${count(true)} partitions of usage.events rated to their end (Kafka commit and Postgres fence), ${count(false)} of usage.rated committed by the sink; drained ${(report.waitedMs / 1000).toFixed(1)} s after the faults`
-      : `after ${(report.waitedMs / 1000).toFixed(1)} s still behind: ${report.behind.map(describeLag).join('; ')}`,
+      ? `${count(true)} partitions of usage.events rated to their end (Kafka commit and Postgres fence), ${count(false)} of usage.rated committed by the sink; drained ${seconds(report.waitedMs)} after the faults`
+      : `after ${seconds(report.waitedMs)} still behind: ${report.behind.map(describeLag).join('; ')}`,
   };
 }
 
@@ -225,6 +226,6 @@ export function checkExits(exits: UnexpectedExit[], startMs: number): Check {
     ok: exits.length === 0,
     detail: exits.length === 0
       ? 'no exit of their own'
-      : `${exits.length} exits of their own: ${exits.map((x) => `${x.name} pid ${x.pid} (${x.code}) at +${((x.atMs - startMs) / 1000).toFixed(1)} s: ${lastError(x.tail)} [${x.logFile}]`).join(' | ')}`,
+      : `${exits.length} exits of their own: ${exits.map((x) => `${x.name} pid ${x.pid} (${x.code}) at +${seconds(x.atMs - startMs)}: ${lastError(x.tail)} [${x.logFile}]`).join(' | ')}`,
   };
 }

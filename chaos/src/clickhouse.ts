@@ -3,6 +3,7 @@ import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/c
 import { startClickHouseServer } from '../../tests/support/clickhouse-server.js';
 import type { FaultTargets } from './faults.js';
 import type { Role } from './supervisor.js';
+import { seconds } from './format.js';
 
 export type ClickHouseMode = 'server' | 'chdb';
 
@@ -17,7 +18,6 @@ export interface ChaosClickHouse {
   stop(): Promise<void>;
 }
 
-const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /**
  * 'server': tests/support/clickhouse-http.ts owns the chDB directory and serves ClickHouse's HTTP
@@ -36,7 +36,7 @@ export async function chaosClickHouse(mode: ClickHouseMode, dir: string, env: Re
         await server.setInserts(failure, { forMs });
         const rated = await during(forMs);
         const after = (await server.state()).counts;
-        return `INSERTs ${failure === 'fail' ? 'refused' : 'run, then answered with an error'} for ${secs(forMs)} `
+        return `INSERTs ${failure === 'fail' ? 'refused' : 'run, then answered with an error'} for ${seconds(forMs)} `
           + `(${after.failed - before.failed} statements failed; ${rated})`;
       },
       open: () => createClickHouse({ url: server.url, chdbPath: join(dir, 'unused') }),

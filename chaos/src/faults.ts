@@ -4,6 +4,7 @@ import type { Pool } from '@meterstream/platform/postgres';
 import type { OwnKafka } from './own-kafka.js';
 import type { PrivateRedis } from '../../tests/support/redis-server.js';
 import type { Role, Supervisor } from './supervisor.js';
+import { seconds } from './format.js';
 
 export const FAULT_KINDS = [
   'kill-rater', 'kill-sink', 'kill-ingest', 'kafka-restart', 'redis-refuse-writes', 'pg-terminate',
@@ -106,7 +107,6 @@ export async function runFaults(
   const locks = new Map<string, Promise<unknown>>();
   const records: FaultRecord[] = [];
   const elapsed = () => now() - startMs;
-  const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
   /** Waits out an outage and says how many events were rated meanwhile. */
   async function during(ms: number): Promise<string> {
@@ -120,14 +120,14 @@ export async function runFaults(
     if (pid === undefined) return `${role} was not running (being restarted after an exit of its own)`;
     await sleep(f.holdMs);
     const svc = t.supervisor.get(role) ?? t.supervisor.start(role);
-    return `SIGKILL ${role} pid ${pid}; restarted after ${secs(f.holdMs)} as pid ${svc.pid}`;
+    return `SIGKILL ${role} pid ${pid}; restarted after ${seconds(f.holdMs)} as pid ${svc.pid}`;
   }
 
   async function joinAndLeave(role: Role, f: PlannedFault): Promise<string> {
     const svc = t.supervisor.start(role);
     await sleep(f.holdMs);
     const code = await t.supervisor.stop(role);
-    return `${role} pid ${svc.pid} joined, left after ${secs(f.holdMs)} (SIGTERM, exit ${code ?? 'before the stop'})`;
+    return `${role} pid ${svc.pid} joined, left after ${seconds(f.holdMs)} (SIGTERM, exit ${code ?? 'before the stop'})`;
   }
 
   async function inject(f: PlannedFault): Promise<{ detail: string; skipped?: string }> {
@@ -143,7 +143,7 @@ export async function runFaults(
         await sleep(f.holdMs);
         const down = now();
         await t.kafka.start();
-        return { detail: `SIGKILL broker pid ${pid ?? '(none)'}; down ${secs(f.holdMs)}, then restarted, serving again after ${secs(now() - down)} more` };
+        return { detail: `SIGKILL broker pid ${pid ?? '(none)'}; down ${seconds(f.holdMs)}, then restarted, serving again after ${seconds(now() - down)} more` };
       }
       case 'redis-refuse-writes': {
         // A primary told to require a replica it does not have refuses every write (NOREPLICAS).
@@ -153,7 +153,7 @@ export async function runFaults(
         await t.redis.admin.config('SET', 'min-replicas-to-write', '0');
         await sleep(f.flushAfterMs);
         await t.redis.admin.flushall();
-        return { detail: `writes refused for ${secs(f.holdMs)} (probe: ${probe}; ${rated}), allowed again, FLUSHALL ${secs(f.flushAfterMs)} later` };
+        return { detail: `writes refused for ${seconds(f.holdMs)} (probe: ${probe}; ${rated}), allowed again, FLUSHALL ${seconds(f.flushAfterMs)} later` };
       }
       case 'pg-terminate': {
         const r = await t.pool.query<{ pid: number; application_name: string }>(
@@ -179,7 +179,7 @@ export async function runFaults(
     const target = TARGET[f.kind];
     const run = (locks.get(target) ?? Promise.resolve()).then(async () => {
       const startedMs = elapsed();
-      say(`fault #${f.n} ${f.kind} starts${startedMs - f.atMs > 1000 ? ` (planned at +${secs(f.atMs)}, waited for the previous ${target} fault)` : ''}`);
+      say(`fault #${f.n} ${f.kind} starts${startedMs - f.atMs > 1000 ? ` (planned at +${seconds(f.atMs)}, waited for the previous ${target} fault)` : ''}`);
       let outcome: { detail: string; skipped?: string };
       try {
         outcome = await inject(f);

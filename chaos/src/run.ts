@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { topicNames } from '@meterstream/schemas';
 import { createKafka, ensureTopics } from '@meterstream/platform/kafka';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
@@ -9,7 +8,7 @@ import { migratePostgres } from '@meterstream/platform/migrate';
 import { createPool } from '@meterstream/platform/postgres';
 import { UsageEventProducer } from '@meterstream/ingest';
 import { newRunId, ROOT } from '@meterstream/bench/context';
-import { freePort } from '@meterstream/bench/http';
+import { freePort, waitHealthy } from '@meterstream/bench/http';
 import { waitGroupStable } from '@meterstream/bench/services';
 import { seedAccounts, setPrices } from '@meterstream/bench/setup';
 import { startPrivateRedis } from '../../tests/support/redis-server.js';
@@ -24,6 +23,7 @@ import { ownKafka } from './own-kafka.js';
 import { waitQuiescent } from './quiescence.js';
 import { Supervisor, type Role } from './supervisor.js';
 import { ChaosWorkload } from './workload.js';
+import { seconds } from './format.js';
 
 export interface ChaosResult {
   ok: boolean;
@@ -67,7 +67,7 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
   // Times are printed from the moment the workload (and the fault plan's clock) starts.
   let startMs: number | undefined;
   const line = (msg: string) => {
-    const at = startMs === undefined ? 'setup' : `${now() < startMs ? '' : '+'}${((now() - startMs) / 1000).toFixed(1)}s`;
+    const at = startMs === undefined ? 'setup' : `${now() < startMs ? '' : '+'}${seconds(now() - startMs).replace(' ', '')}`;
     const text = `[chaos ${at}] ${msg}`;
     say(text);
     appendFileSync(join(dir, 'chaos.log'), `${text}\n`);
@@ -145,7 +145,8 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     const ingest = supervisor.start('ingest');
     const rater = supervisor.start('rater');
     const sink = supervisor.start('sink');
-    await waitHealthy(ingestUrl, ingest.tail);
+    // The supervisor restarts an ingest that exits: keep waiting for the one that answers.
+    await waitHealthy(ingestUrl, { isRunning: () => true, tail: ingest.tail });
     await waitGroupStable(admin, RATER_GROUP, rater);
     await waitGroupStable(admin, SINK_GROUP, sink);
 
@@ -180,7 +181,7 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     for (const role of ['ingest', 'rater', 'sink'] as const) if (!supervisor.get(role)) supervisor.start(role);
     await kafka.start(); // a no-op unless the broker died on its own
     const lag = await waitQuiescent({ admin, pool, topics, raterGroup: RATER_GROUP, sinkGroup: SINK_GROUP }, opts.quiesceTimeoutMs, now);
-    line(lag.behind.length === 0 ? `quiescent after ${(lag.waitedMs / 1000).toFixed(1)} s: every partition drained` : 'NOT quiescent: checking anyway');
+    line(lag.behind.length === 0 ? `quiescent after ${seconds(lag.waitedMs)}: every partition drained` : 'NOT quiescent: checking anyway');
     const messages = (topic: string) => lag.partitions.filter((p) => p.topic === topic).reduce((n, p) => n + p.end, 0n);
     line(`topics: usage.events ${messages(topics.events)} messages (re-sends and retries included), usage.rated ${messages(topics.rated)} `
       + `for ${await ledgerRows()} ledger rows (a rated event is published again after a crash between commit and publish)`);
@@ -231,7 +232,7 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
     line(`faults injected: ${injected.join(', ')}`);
     const failed = checks.filter((c) => !c.ok).length;
     const ok = failed === 0 && checks.length > 0;
-    const took = `${((now() - began) / 1000).toFixed(0)} s in all`;
+    const took = `${seconds(now() - began)} in all`;
     line(ok ? `all ${checks.length} checks passed (${took})` : `${failed} of ${checks.length} checks FAILED (seed ${opts.seed}; ${took})`);
     activeTeardown = undefined;
     const keep = opts.keep || !ok;
@@ -244,14 +245,6 @@ export async function runChaos(opts: ChaosOptions, say: (line: string) => void =
   }
   const ok = checks.length > 0 && checks.every((c) => c.ok);
   return { ok, seed: opts.seed, checks, faults, dir, seconds: opts.seconds };
-}
-
-async function waitHealthy(url: string, tail: () => string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fetch(`${url}/healthz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline) throw new Error(`ingest did not answer /healthz within ${timeoutMs / 1000} s:\n${tail()}`);
-    await sleep(200);
-  }
 }
 
 async function dropDatabase(databaseUrl: string, name: string): Promise<void> {

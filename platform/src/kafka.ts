@@ -65,15 +65,15 @@ export async function ensureTopicsOf(kafka: Kafka, prefix: string, eventPartitio
 }
 
 async function waitForTopics(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const expired = AbortSignal.timeout(timeoutMs);
   for (;;) {
     try {
       const { topics: found } = await admin.fetchTopicMetadata({ topics });
       if (found.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
     } catch (e) {
-      if ((e as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' || Date.now() > deadline) throw e;
+      if ((e as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' || expired.aborted) throw e;
     }
-    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms`);
+    if (expired.aborted) throw new Error(`topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
