@@ -51,7 +51,7 @@ export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
       assertCanAccess(req.principal, req.params.id);
       const found = await ctx.cache.readThrough(ctx.pool, req.params.id);
       if (!found) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${req.params.id} does not exist`);
-      return toBalance(found.state, found.source, Date.now());
+      return toBalance(found.state, found.source, ctx.ledger.now());
     },
   );
 };

@@ -43,7 +43,7 @@ export const eventRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx)
       if (items.length > ctx.config.MAX_BATCH_EVENTS) {
         throw new ApiError(413, 'TOO_MANY_EVENTS', `at most ${ctx.config.MAX_BATCH_EVENTS} events per request, got ${items.length}`);
       }
-      const verdict = judgeEvents(items, { principal: req.principal, nowMs: Date.now(), maxAgeMs });
+      const verdict = judgeEvents(items, { principal: req.principal, nowMs: ctx.ledger.now(), maxAgeMs });
       if (verdict.events.length > 0) {
         const signal = AbortSignal.timeout(ctx.config.INGEST_ACK_TIMEOUT_MS);
         try {

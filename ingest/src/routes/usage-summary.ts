@@ -58,7 +58,7 @@ export const usageSummaryRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
       const currency = (await getAccount(ctx.pool, accountId))?.currency;
       if (!currency) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${accountId} does not exist`);
 
-      const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+      const today = Math.floor(ctx.ledger.now() / DAY_MS) * DAY_MS;
       const period = { from: isoDay(today - (SUMMARY_DAYS - 1) * DAY_MS), to: isoDay(today) };
       const rows = await dailyUsage(ctx.ch, ctx.chDatabase, { account: accountId, currency, ...period });
       return { account_id: accountId, currency, period, ...summarize(rows, today) };
