@@ -9,15 +9,75 @@ export interface Mailer {
 
 /** The email of a notification: a subject with the figure that matters, the details in the text. */
 export function renderEmail(p: NotificationPayload): { subject: string; text: string } {
-  const g = p.data;
-  return {
-    subject: `Credits added: ${g.amount} ${g.currency}`,
-    text: [
-      `${g.amount} ${g.currency} of ${g.kind} credits were added to account ${g.account_id}.`,
-      g.expires_at ? `They expire at ${g.expires_at}.` : 'They do not expire.',
-      `Balance after the grant: ${g.balance_after} ${g.currency}.`,
-    ].join('\n'),
-  };
+  switch (p.type) {
+    case 'credits.granted': {
+      const g = p.data;
+      return {
+        subject: `Credits added: ${g.amount} ${g.currency}`,
+        text: [
+          `${g.amount} ${g.currency} of ${g.kind} credits were added to account ${g.account_id}.`,
+          g.expires_at ? `They expire at ${g.expires_at}.` : 'They do not expire.',
+          `Balance after the grant: ${g.balance_after} ${g.currency}.`,
+        ].join('\n'),
+      };
+    }
+    case 'balance.low': {
+      const d = p.data;
+      return {
+        subject: `Low balance: ${d.balance} ${d.currency}`,
+        text: `The balance of account ${d.account_id} fell to ${d.balance} ${d.currency}, below your alert threshold of ${d.threshold} ${d.currency}.`,
+      };
+    }
+    case 'balance.zero': {
+      const d = p.data;
+      return {
+        subject: 'Credits used up: billable features are paused',
+        text: `The balance of account ${d.account_id} reached ${d.balance} ${d.currency}. Billable features are paused until credits are added; your data stays readable.`,
+      };
+    }
+    case 'spend.alert_threshold': {
+      const d = p.data;
+      return {
+        subject: `Spending alert: ${d.spent} ${d.currency} this month`,
+        text: `Account ${d.account_id} has spent ${d.spent} ${d.currency} in ${d.month}, reaching its alert threshold of ${d.threshold} ${d.currency}.`,
+      };
+    }
+    case 'spend.limit_reached': {
+      const d = p.data;
+      return {
+        subject: `Monthly limit reached: ${d.threshold} ${d.currency}`,
+        text: `Account ${d.account_id} has spent ${d.spent} ${d.currency} in ${d.month} and reached its allowed limit of ${d.threshold} ${d.currency}. Credit-consuming features are blocked until the limit is raised or the month resets.`,
+      };
+    }
+    case 'gift.expiring': {
+      const d = p.data;
+      return {
+        subject: `Gift credits expire soon: ${d.remaining} ${d.currency}`,
+        text: `${d.remaining} ${d.currency} of gift credits on account ${d.account_id} expire at ${d.expires_at}.`,
+      };
+    }
+    case 'addon.deducted': {
+      const d = p.data;
+      return {
+        subject: `Add-on ${d.addon}: ${d.amount} ${d.currency} deducted`,
+        text: `${d.amount} ${d.currency} were deducted from account ${d.account_id} for the add-on ${d.addon} (${d.month}). Balance after: ${d.balance_after} ${d.currency}.`,
+      };
+    }
+    case 'addon.suspended': {
+      const d = p.data;
+      return {
+        subject: `Add-on ${d.addon} suspended`,
+        text: `The add-on ${d.addon} on account ${d.account_id} was suspended for ${d.month}: its ${d.amount} ${d.currency} were not covered by the balance of ${d.balance_after} ${d.currency}.`,
+      };
+    }
+    case 'plan.changed': {
+      const d = p.data;
+      return {
+        subject: `Plan change to ${d.to_plan} scheduled`,
+        text: `Account ${d.account_id} moves from plan ${d.from_plan} to ${d.to_plan} at ${d.effective_at}.`,
+      };
+    }
+  }
 }
 
 /** Sends notifications by SMTP (nodemailer) to the delivery's address, from `from`. */

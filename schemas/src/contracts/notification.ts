@@ -2,8 +2,14 @@ import { z } from 'zod';
 import { AccountParams, GrantKind } from './account.js';
 import { Currency, SignedMoneyString } from './common.js';
 
-/** What a notification tells; each trigger adds its type here and to the CHECK list of migration 009. */
-export const NotificationType = z.enum(['credits.granted']);
+/**
+ * What a notification tells; each trigger adds its type here, its data below and the type to the
+ * CHECK list of notifications_outbox.type in a new migration (010 holds the latest list).
+ */
+export const NotificationType = z.enum([
+  'credits.granted', 'balance.low', 'balance.zero', 'spend.alert_threshold', 'spend.limit_reached', 'gift.expiring',
+  'addon.deducted', 'addon.suspended', 'plan.changed',
+]);
 export type NotificationType = z.infer<typeof NotificationType>;
 
 export const NotificationChannel = z.enum(['webhook', 'email']);
@@ -25,12 +31,66 @@ export const CreditsGranted = z.object({
 });
 export type CreditsGranted = z.infer<typeof CreditsGranted>;
 
-/** The body of every webhook (the Standard Webhooks payload shape: type, timestamp, data). */
-export const NotificationPayload = z.object({
-  type: z.literal('credits.granted'),
-  timestamp: z.string().describe('when the change happened (ISO 8601)'),
-  data: CreditsGranted,
+/** data of balance.low and balance.zero: the balance as the change left it and the threshold it crossed (0 for zero). */
+export const BalanceCrossed = z.object({
+  account_id: z.string(),
+  currency: Currency,
+  balance: SignedMoneyString,
+  threshold: SignedMoneyString.describe('the low-balance threshold crossed downwards; 0 for balance.zero (billable features paused)'),
 });
+
+/** data of spend.alert_threshold and spend.limit_reached: the month's spend against the setting it reached (once per month). */
+export const SpendCrossed = z.object({
+  account_id: z.string(),
+  currency: Currency,
+  month: z.string().describe('YYYY-MM'),
+  spent: SignedMoneyString.describe('spent this month when the threshold was reached'),
+  threshold: SignedMoneyString.describe('the alert threshold, or the allowed limit for spend.limit_reached'),
+});
+
+/** data of gift.expiring: a gift with credits left that expires within 24 hours. */
+export const GiftExpiring = z.object({
+  account_id: z.string(),
+  grant_id: z.string(),
+  currency: Currency,
+  remaining: SignedMoneyString,
+  expires_at: z.string(),
+});
+
+/** data of addon.deducted and addon.suspended (credits did not cover it and the plan suspends). */
+export const AddonCharged = z.object({
+  account_id: z.string(),
+  addon: z.string(),
+  month: z.string().describe('YYYY-MM'),
+  currency: Currency,
+  amount: SignedMoneyString.describe('the monthly price of the add-on'),
+  entry_id: z.string().nullable().describe('the ledger entry of the deduction; null when suspended'),
+  balance_after: SignedMoneyString,
+});
+
+/** data of plan.changed: the change as scheduled; it takes effect at the start of the next period. */
+export const PlanChanged = z.object({
+  account_id: z.string(),
+  from_plan: z.string(),
+  to_plan: z.string(),
+  effective_at: z.string(),
+});
+
+const payload = <T extends NotificationType, D extends z.ZodType>(type: T, data: D) =>
+  z.object({ type: z.literal(type), timestamp: z.string().describe('when the change happened (ISO 8601)'), data });
+
+/** The body of every webhook (the Standard Webhooks payload shape: type, timestamp, data). */
+export const NotificationPayload = z.discriminatedUnion('type', [
+  payload('credits.granted', CreditsGranted),
+  payload('balance.low', BalanceCrossed),
+  payload('balance.zero', BalanceCrossed),
+  payload('spend.alert_threshold', SpendCrossed),
+  payload('spend.limit_reached', SpendCrossed),
+  payload('gift.expiring', GiftExpiring),
+  payload('addon.deducted', AddonCharged),
+  payload('addon.suspended', AddonCharged),
+  payload('plan.changed', PlanChanged),
+]);
 export type NotificationPayload = z.infer<typeof NotificationPayload>;
 
 export const WebhookEndpointInput = z.object({
