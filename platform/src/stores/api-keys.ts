@@ -64,7 +64,9 @@ export async function issueApiKey(db: Db, accountId: string): Promise<IssuedApiK
   const apiKey = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
   try {
     const [record] = await queryRows(db, 'api_keys', ApiKeyRow,
-      `INSERT INTO api_keys (id, key_hash, account_id) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
+      `INSERT INTO api_keys (id, key_hash, account_id, kind, member_id)
+       VALUES ($1, $2, $3, 'member', (SELECT id FROM members WHERE account_id = $3 AND role = 'owner' AND removed_at IS NULL))
+       RETURNING ${COLUMNS}`,
       [`key_${randomBytes(12).toString('hex')}`, hashApiKey(apiKey).toString('hex'), accountId]);
     return { record: record!, apiKey };
   } catch (e) {
