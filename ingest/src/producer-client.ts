@@ -2,6 +2,7 @@ import type { Kafka, Message, Producer, ProducerRecord } from 'kafkajs';
 import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { IDEMPOTENT_PRODUCER_CONFIG, MAX_SEND_BYTES, serialSender } from '@meterstream/platform/kafka';
 import { formatIssues } from './issues.js';
+import { systemClock } from '@meterstream/platform/clock';
 
 export interface UsageEventProducerOptions {
   topic: string;
@@ -13,6 +14,8 @@ export interface UsageEventProducerOptions {
   maxBufferedMessages?: number;
   /** Older events are refused, as the HTTP ingest refuses them (EVENT_MAX_AGE_DAYS). */
   maxAgeDays?: number;
+  /** The clock the timestamp window is judged by (platform/src/clock.ts). */
+  now?: () => number;
 }
 
 export class InvalidUsageEventError extends Error {
@@ -51,6 +54,7 @@ export class UsageEventProducer {
   private readonly topic: string;
   private readonly lingerMs: number;
   private readonly maxBuffered: number;
+  private readonly now: () => number;
   private readonly maxAgeMs: number;
   private readonly produce: ReturnType<typeof serialSender>;
   // the next batch: messages in publish order, and the publishes they came from
@@ -79,6 +83,7 @@ export class UsageEventProducer {
     this.produce = serialSender(producer, opts.maxSendBytes ?? MAX_SEND_BYTES);
     this.maxBuffered = opts.maxBufferedMessages ?? 10_000;
     this.maxAgeMs = (opts.maxAgeDays ?? 35) * 86_400_000;
+    this.now = opts.now ?? systemClock.now;
   }
 
   /**
@@ -102,7 +107,7 @@ export class UsageEventProducer {
   send(input: UsageEventInput, signal?: AbortSignal): Promise<void> {
     const parsed = UsageEvent.safeParse(input);
     if (!parsed.success) return Promise.reject(new InvalidUsageEventError('VALIDATION_ERROR', formatIssues(parsed.error.issues)));
-    const window = checkTimestampWindow(parsed.data.timestamp, Date.now(), this.maxAgeMs);
+    const window = checkTimestampWindow(parsed.data.timestamp, this.now(), this.maxAgeMs);
     if (!window.ok) return Promise.reject(new InvalidUsageEventError(window.code, window.message));
     return this.publish([parsed.data], signal);
   }

@@ -4,6 +4,7 @@ import type { TopicNames } from '@meterstream/schemas';
 import type { AccountState } from './account-state.js';
 import type { CacheWriter } from './cache-writer.js';
 import type { Send } from './entries.js';
+import { systemClock } from '@meterstream/platform/clock';
 
 /**
  * Where a crash test may stop the process between the steps (SIGKILL, like a real crash): before
@@ -89,7 +90,7 @@ export class WriteOrder {
   constructor(private readonly deps: WriteOrderDeps) {
     this.pool = deps.pool;
     this.topics = deps.topics;
-    this.now = deps.now ?? Date.now;
+    this.now = deps.now ?? systemClock.now;
   }
 
   async run<T>(command: Command<T>): Promise<T> {

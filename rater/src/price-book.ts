@@ -3,6 +3,7 @@ import { listen, type PgListener } from '@meterstream/platform/pg-listen';
 import type { Logger } from '@meterstream/platform/logger';
 import type { Currency, Unit } from '@meterstream/schemas';
 import type { PriceEntry, PriceLookup } from '@meterstream/ledger/core/price';
+import { systemClock } from '@meterstream/platform/clock';
 
 export interface PriceBookOptions {
   now?: () => number;
@@ -29,7 +30,7 @@ export class PriceBook {
   private readonly now: () => number;
 
   constructor(private readonly pool: Pool, private readonly log: Logger, private readonly opts: PriceBookOptions = {}) {
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? systemClock.now;
   }
 
   /** The server process of the LISTEN connection, while it is up. */

@@ -13,6 +13,7 @@ import type { RaterConfig } from './config.js';
 import { PriceBook } from './price-book.js';
 import { parseMessages } from './parse.js';
 import { PartitionLanes } from './partition-lanes.js';
+import { systemClock } from '@meterstream/platform/clock';
 
 export interface RaterDeps {
   config: RaterConfig;
@@ -54,7 +55,7 @@ const fetchedOffset = (batch: Batch): bigint =>
  * @meterstream/ledger/write-order). What stays here is Kafka's side: assignments, seeks back to
  * Postgres's position, stepping over transaction markers, the consumer's offsets.
  */
-export async function startRater({ config, pool, cache, kafka, log, now = Date.now, onFatal }: RaterDeps): Promise<Rater> {
+export async function startRater({ config, pool, cache, kafka, log, now = systemClock.now, onFatal }: RaterDeps): Promise<Rater> {
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const groupId = config.RATER_GROUP_ID;
   const stats: RaterStats = { transactions: 0, isolatedBatches: 0, resumeSeeks: 0, lostRanges: [] };
