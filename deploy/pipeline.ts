@@ -9,7 +9,12 @@ import { createRedis } from '@meterstream/platform/redis';
 import { createKafka } from '@meterstream/platform/kafka';
 import { migrateClickHouse, migratePostgres } from '@meterstream/platform/migrate';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
-import { startScheduler } from '@meterstream/ledger/scheduler';
+import { NotifyConfig, notificationDelivery } from '@meterstream/ledger/notifications/config';
+import { AutoTopUpConfig, autoTopUpCharging, startScheduler } from '@meterstream/ledger/scheduler';
+import { stripeFromConfig } from '@meterstream/platform/stripe';
+import { InvoicerConfig } from '@meterstream/invoicer/config';
+import { startInvoicerJobs } from '@meterstream/invoicer/jobs';
+import { openInvoicer } from '@meterstream/invoicer/open';
 import { start, IngestConfig, type RunningIngest } from '@meterstream/ingest';
 import { startRater, RaterConfig } from '@meterstream/rater';
 import { startSink, SinkConfig } from '@meterstream/sink';
@@ -48,12 +53,17 @@ export async function startPipeline(env: NodeJS.ProcessEnv, name: string, onFata
   const scheduler = await startScheduler({
     databaseUrl: config.DATABASE_URL, kafkaTopicPrefix: config.KAFKA_TOPIC_PREFIX, pool,
     cache: new BalanceCache(redis, config.REDIS_PREFIX), kafka, log: log.child({ service: 'scheduler' }),
+    notifications: notificationDelivery(loadConfig(NotifyConfig, env)),
+    ...autoTopUpCharging(loadConfig(AutoTopUpConfig, env), stripeFromConfig(config)),
   });
+  const invoicer = await openInvoicer(loadConfig(InvoicerConfig, env), log.child({ service: 'invoicer' }), undefined, { ch });
+  const invoicerJobs = await startInvoicerJobs(config.DATABASE_URL, invoicer.deps);
   return {
     config, log, ingest, ch, database, pool,
     async stop() {
       await ingest.close();
-      await Promise.all([rater.stop(), sink.stop(), scheduler.stop()]);
+      await Promise.all([rater.stop(), sink.stop(), scheduler.stop(), invoicerJobs.stop()]);
+      await invoicer.close();
       await ch.close();
       await pool.end();
       redis.disconnect();

@@ -17,6 +17,8 @@ declare module 'autocannon' {
     connections?: number;
     duration?: number;
     amount?: number;
+    /** requests per second over all connections (a per-connection quota, refilled each second) */
+    overallRate?: number;
     pipelining?: number;
     timeout?: number;
     method?: string;
@@ -24,7 +26,7 @@ declare module 'autocannon' {
     body?: string;
     requests?: Request[];
   }
-  interface Result {
+  export interface Result {
     requests: Histogram;
     latency: Histogram;
     throughput: Histogram;
@@ -37,6 +39,14 @@ declare module 'autocannon' {
     start: Date;
     finish: Date;
   }
+  /** With a callback: the running instance, whose 'response' events carry each request's time (ms). */
+  interface Instance {
+    on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void): Instance;
+    on(event: 'done', listener: (result: Result) => void): Instance;
+    on(event: 'error', listener: (err: Error) => void): Instance;
+    stop(): void;
+  }
   function autocannon(opts: Options): Promise<Result>;
+  function autocannon(opts: Options, callback: (err: Error | null, result: Result) => void): Instance;
   export default autocannon;
 }

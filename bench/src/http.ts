@@ -23,12 +23,12 @@ export interface IngestServer {
 }
 
 /** ingest/src/main.ts as its own process (a real listening server), with its own chDB directory. */
-export async function startIngest(env: Record<string, string>, logDir: string, chdbPath: string): Promise<IngestServer> {
+export async function startIngest(env: Record<string, string>, logDir: string, chdbPath: string, nodeFlags: string[] = []): Promise<IngestServer> {
   const port = await freePort();
   const adminKey = `bench-admin-${randomBytes(12).toString('hex')}`;
   const service = startService('ingest', 'ingest/src/main.ts', {
     ...env, ADMIN_API_KEY: adminKey, INGEST_HOST: '127.0.0.1', INGEST_PORT: String(port), CHDB_PATH: chdbPath,
-  }, logDir);
+  }, logDir, nodeFlags);
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, service);
   return { url, adminKey, service };

@@ -1,13 +1,15 @@
 // `npm run bench` (full) / `npm run bench -- --quick`: see bench/README.md and `--help`.
 import { cpus, loadavg, totalmem } from 'node:os';
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Message } from 'kafkajs';
 import { createClickHouse } from '@meterstream/platform/clickhouse';
 import { usageTotals } from '@meterstream/platform/stores/usage-ledger';
 import { closeContext, newRunId, openContext, ROOT, type RunContext } from './context.js';
 import { runCeiling } from './ceiling.js';
+import { checkGate, runGate } from './gate.js';
 import { runHttp, startIngest } from './http.js';
+import { runInvoicerPhase } from './invoicer.js';
 import { runLatencyPhase, sampleAccounts } from './latency.js';
 import { batchStats } from './logstats.js';
 import { runNaive } from './naive.js';
@@ -56,6 +58,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 const SPAN_MS = 10 * 60_000;
+/** The issue's bar for the gate: the largest rate whose p99 stays within it is reported. */
+const GATE_P99_TARGET_MS = 10;
 
 async function run(ctx: RunContext): Promise<void> {
   const t = opts;
@@ -65,8 +69,18 @@ async function run(ctx: RunContext): Promise<void> {
 
   say(`setup: database ${ctx.databaseName}, topics ${ctx.topicPrefix}*, ${t.accounts} accounts`);
   await setPrices(ctx.pool);
-  const seeded = await seedAccounts(ctx.pool, t.accounts, giftMid, giftLate);
-  const accounts = seeded.map((a) => a.id);
+  // The gate phase's accounts follow the main workload's: same grants, no usage before the gate.
+  const gated = t.skip.has('gate') ? 0 : t.gateAccounts;
+  const seeded = await seedAccounts(ctx.pool, t.accounts + gated, giftMid, giftLate);
+  const accounts = seeded.slice(0, t.accounts).map((a) => a.id);
+  const gateAccounts = seeded.slice(t.accounts).map((a) => a.id);
+  // Postpaid accounts with a card spend up to their monthly limit; the rest stop at their free credits (seed 001).
+  await ctx.pool.query(
+    "UPDATE accounts SET payment_method = 'bench-card' WHERE billing_mode = 'postpaid' AND id = ANY($1::text[])",
+    [gateAccounts.filter((_, i) => i % 2 === 0)]);
+  /** Every hold the gate granted: the replay charges its capture min(price, hold). */
+  const holds = new Map<string, bigint>();
+  const gateChecks: Check[] = [];
   const mainWorkload = () => workload({
     accounts, events: t.events, seed: t.seed, duplicateFraction: t.duplicateFraction, startMs: mainStart, spanMs: SPAN_MS, idPrefix: 'ev',
   });
@@ -172,15 +186,15 @@ async function run(ctx: RunContext): Promise<void> {
     await producer.disconnect();
   }
 
-  // 5. HTTP ingest
-  if (!t.skip.has('http')) {
+  // 5. HTTP ingest and 7. the spend gate, on one ingest process
+  if (!t.skip.has('http') || !t.skip.has('gate')) {
     say('http: starting ingest/src/main.ts');
-    const ingest = await startIngest(ctx.serviceEnv, artifactsDir, join(ctx.chdbDir, 'ingest'));
+    const ingest = await startIngest(ctx.serviceEnv, artifactsDir, join(ctx.chdbDir, 'ingest'), t.profile ? profDir('ingest') : []);
     services.push(ingest.service);
     let ingestExit: number | string = 0;
     try {
       const httpStart = Date.now() - 60_000;
-      for (const batch of t.httpBatches) {
+      for (const batch of t.skip.has('http') ? [] : t.httpBatches) {
         const before = totalOf(await topicEnds(ctx.admin, ctx.topics.events));
         say(`http: batches of ${batch}, ${t.httpConnections} connections, ${t.httpSeconds} s`);
         const events = workload({ accounts, events: 1e9, seed: t.seed + batch, startMs: httpStart, spanMs: 60_000, idPrefix: `http${batch}` });
@@ -188,6 +202,17 @@ async function run(ctx: RunContext): Promise<void> {
         const after = totalOf(await topicEnds(ctx.admin, ctx.topics.events));
         result.http.push({ ...h, eventsOnTopic: Number(after - before) });
         say(`http: ${Math.round(h.eventsPerSecond)} events/s (${h.requests} requests, p99 ${h.latencyMs.p99} ms, ${h.non2xx} non-2xx)`);
+      }
+      if (!t.skip.has('gate')) {
+        say(`gate: ${gateAccounts.length} accounts, rates ${t.gateRates.join(', ')}/s for ${t.gateSeconds} s each, captures and releases flowing`);
+        result.gate = await runGate({
+          url: ingest.url, adminKey: ingest.adminKey, accounts: gateAccounts, rates: t.gateRates, seconds: t.gateSeconds,
+          connections: (rate) => t.gateConnections ?? Math.min(64, Math.max(2, Math.ceil(rate / 250))),
+          seed: t.seed + 13, p99TargetMs: GATE_P99_TARGET_MS, holds, say,
+        });
+        // Quiescence: every capture rated, every release answered; then the gate's figures against the books.
+        await waitRaterDone(ctx, await topicEnds(ctx.admin, ctx.topics.events), t.drainTimeoutMs, live);
+        gateChecks.push(...await checkGate(ctx.pool, ctx.cache, ctx.redis, ingest.url, ingest.adminKey, gateAccounts));
       }
     } finally {
       result.memory.ingest = procStats(ingest.service.pid);
@@ -210,7 +235,7 @@ async function run(ctx: RunContext): Promise<void> {
   // exactness
   say(`verifying: replaying ${totalOf(finalEnds)} messages of usage.events`);
   const checks: Check[] = [];
-  const replay = await replayTopic(ctx.kafka, ctx.topics.events, `bench-verify-${runId}`, finalEnds, giftMid, giftLate, t.e2eTimeoutMs);
+  const replay = await replayTopic(ctx.kafka, ctx.topics.events, `bench-verify-${runId}`, finalEnds, giftMid, giftLate, t.e2eTimeoutMs, holds);
   const pg = await checkPostgres(ctx.pool, replay);
   checks.push(...pg.checks);
   const redisIds = redisSample(replay, t.mode === 'quick' ? 200 : 1000, t.seed + 11);
@@ -225,15 +250,24 @@ async function run(ctx: RunContext): Promise<void> {
     await ch.close();
   }
   checks.push(...checkClickHouse(chTotals, pg.totals));
+  checks.push(...gateChecks);
   if (result.naive) checks.push({ name: 'naive baseline exact', ok: result.naive.exact.ok, detail: result.naive.exact.detail });
   checks.push(await selfCheck(ctx.pool, ctx.cache, ctx.redis, replay, redisIds, chTotals, pg.totals));
+  // 8. the invoicer, after the main checks: its accounts and rows never enter them
+  if (!t.skip.has('invoicer')) {
+    const inv = await runInvoicerPhase(ctx, t.invoiceAccounts, say);
+    result.invoicer = inv.result;
+    checks.push(...inv.checks);
+    say(`invoicer: dry run ${Math.round(inv.result.dryRunAccountsPerSecond)} accounts/s, run ${Math.round(inv.result.runAccountsPerSecond)} accounts/s`);
+  }
   result.checks = checks;
 
   if (t.profile) {
     result.profiles = {};
-    for (const name of ['rater', 'sink']) {
+    for (const name of ['rater', 'sink', 'ingest']) {
       // tsx's loader thread writes a small profile of its own: the main thread's is the big one
       const dir = join(artifactsDir, `${name}-profile`);
+      if (!existsSync(dir)) continue; // ingest runs only with the http or gate phase
       const prof = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
         .map((f) => ({ f, size: statSync(join(dir, f)).size })).sort((a, b) => b.size - a.size)[0];
       if (prof) result.profiles[name] = summarizeProfile(join(dir, prof.f));

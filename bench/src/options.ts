@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 
-export const PHASES = ['e2e', 'ceiling', 'naive', 'latency', 'http'] as const;
+export const PHASES = ['e2e', 'ceiling', 'naive', 'latency', 'http', 'gate', 'invoicer'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -23,8 +23,17 @@ export interface BenchOptions {
   httpBatches: number[];
   httpSeconds: number;
   httpConnections: number;
+  /** offered loads of the gate phase, authorizations/s */
+  gateRates: number[];
+  gateSeconds: number;
+  /** accounts seeded for the gate phase only (after the main workload's) */
+  gateAccounts: number;
+  /** autocannon connections per gate rate; default rate / 250 (2 to 64) */
+  gateConnections: number | undefined;
+  /** postpaid accounts the invoicer phase closes a month for */
+  invoiceAccounts: number;
   skip: Set<Phase>;
-  /** run the rater under --cpu-prof; the profile lands next to the results */
+  /** run the rater, the sink and ingest under --cpu-prof; the profiles land next to the results */
   profile: boolean;
   /** keep the database, topics, Redis keys and chDB data for inspection */
   keep: boolean;
@@ -54,11 +63,16 @@ const HELP = `npm run bench -- [flags]
   --http-batches A,B     events per HTTP request       (100,1000)
   --http-seconds S       per HTTP phase                (full 15, quick 3)
   --http-conns N         autocannon connections        (full 16, quick 4)
+  --gate-rates A,B       authorizations/s offered      (full 500,1000,2000,5000,8000,12000,16000; quick 300)
+  --gate-seconds S       per gate rate                 (full 10, quick 2)
+  --gate-accounts N      accounts behind the gate      (full 1000, quick 40)
+  --gate-conns N         autocannon connections        (default rate/250, 2 to 64)
+  --invoice-accounts N   postpaid accounts invoiced    (full 10000, quick 200)
   --skip a,b             skip phases: ${PHASES.filter((p) => p !== 'e2e').join(', ')}
   --rater-env K=V,...    extra rater env (e.g. RATER_CONCURRENCY=8)
   --rater-root DIR       run DIR/rater/src/main.ts instead of the repo's rater (A/B a fix;
                          env BENCH_RATER_ROOT does the same)
-  --profile              run the rater with --cpu-prof (and summarize the profile)
+  --profile              run the rater, sink and ingest with --cpu-prof (and summarize the profiles)
   --keep                 keep database, topics, Redis keys and chDB data
   --out FILE             results JSON (default bench/results/<timestamp>.json)
 `;
@@ -81,6 +95,11 @@ export function parseOptions(argv: string[]): BenchOptions {
       'http-batches': { type: 'string' },
       'http-seconds': { type: 'string' },
       'http-conns': { type: 'string' },
+      'gate-rates': { type: 'string' },
+      'gate-seconds': { type: 'string' },
+      'gate-accounts': { type: 'string' },
+      'gate-conns': { type: 'string' },
+      'invoice-accounts': { type: 'string' },
       skip: { type: 'string' },
       'rater-env': { type: 'string' },
       'rater-root': { type: 'string' },
@@ -134,6 +153,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     httpBatches: list('http-batches', values['http-batches'], [100, 1000]),
     httpSeconds: int('http-seconds', values['http-seconds'], quick ? 3 : 15),
     httpConnections: int('http-conns', values['http-conns'], quick ? 4 : 16),
+    gateRates: list('gate-rates', values['gate-rates'], quick ? [300] : [500, 1_000, 2_000, 5_000, 8_000, 12_000, 16_000]),
+    gateSeconds: int('gate-seconds', values['gate-seconds'], quick ? 2 : 10),
+    gateAccounts: int('gate-accounts', values['gate-accounts'], quick ? 40 : 1_000),
+    gateConnections: values['gate-conns'] === undefined ? undefined : int('gate-conns', values['gate-conns'], 1),
+    invoiceAccounts: int('invoice-accounts', values['invoice-accounts'], quick ? 200 : 10_000),
     skip,
     profile: values.profile === true,
     keep: values.keep === true,

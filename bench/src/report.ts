@@ -1,7 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CeilingResult } from './ceiling.js';
+import type { GateResult } from './gate.js';
 import type { HttpResult } from './http.js';
+import type { InvoicerResult } from './invoicer.js';
 import type { LatencyResult } from './latency.js';
 import type { BatchLogStats } from './logstats.js';
 import type { NaiveResult } from './naive.js';
@@ -44,6 +46,8 @@ export interface BenchResult {
   ratios?: { e2eOverCeiling: number | null; e2eOverNaive: number | null };
   latency: LatencyResult[];
   http: HttpResult[];
+  gate?: GateResult;
+  invoicer?: InvoicerResult;
   memory: Record<string, ProcStats | null>;
   checks: Check[];
   ok: boolean;
@@ -119,6 +123,27 @@ export function printResult(r: BenchResult): void {
       console.log(`  ${String(h.batch).padStart(5)} ${String(h.connections).padStart(6)} ${n0(h.eventsPerSecond).padStart(10)} ${n0(h.requestsPerSecond).padStart(8)} `
         + `${String(h.latencyMs.p50).padStart(8)} ${String(h.latencyMs.p99).padStart(8)} ${String(h.non2xx).padStart(9)} ${String(h.errors).padStart(7)}`);
     }
+  }
+  if (r.gate) {
+    const g = r.gate;
+    console.log(`\n7 spend gate, POST /v1/authorize (autocannon, loopback; ${g.accounts} accounts; captures and releases flowing, the rater rating)`);
+    console.log('  offered    answered  conns     p50     p95     p99     max   holds  refusals');
+    for (const x of g.rates) {
+      const l = x.latencyMs;
+      const refused = Object.entries(x.refusals).map(([k, v]) => `${k} ${v}`).join(', ') || '-';
+      console.log(`  ${n0(x.offeredRate).padStart(7)}/s ${n0(x.achievedRate).padStart(8)}/s ${String(x.connections).padStart(6)} ${n1(l.p50).padStart(7)} `
+        + `${n1(l.p95).padStart(7)} ${n1(l.p99).padStart(7)} ${n1(l.max).padStart(7)} ${String(x.statusCodes['200'] ?? 0).padStart(7)}  ${refused}`);
+    }
+    console.log(`  largest rate with p99 <= ${g.p99TargetMs} ms: ${g.largestRateWithinP99 === null ? 'none' : `${n0(g.largestRateWithinP99)}/s`}`);
+    console.log(`  holds ${g.holds}: captured ${g.captured} (${g.capturedOverHold} used more than authorized), released ${g.released}; `
+      + `failures: capture ${g.captureFailures}, release ${g.releaseFailures}`);
+  }
+  if (r.invoicer) {
+    const v = r.invoicer;
+    console.log(`\n8 invoicer, closing ${v.month} for ${n0(v.accounts)} postpaid accounts (2 products each; reconciled ClickHouse vs ledger)`);
+    row('  dry run', `${n0(v.dryRunAccountsPerSecond)} acc/s`, `${n1(v.dryRunSeconds)} s`);
+    row('  run billing through the Stripe-shaped server', `${n0(v.runAccountsPerSecond)} acc/s`,
+      `${n1(v.runSeconds)} s; ${n0(v.invoicesCreated)} invoices, ${n0(v.stripeInvoices)} Stripe invoices, ${n0(v.stripeCalls)} Stripe calls, concurrency ${v.stripeConcurrency}`);
   }
   console.log('\n6 peak RSS (VmHWM)');
   for (const [k, v] of Object.entries(r.memory)) console.log(`  ${k.padEnd(8)} ${mb(v?.peakRss).padStart(8)}   cpu ${n1(v?.cpuSeconds)} s total`);

@@ -20,7 +20,7 @@ describe('bench --quick', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ms-bench-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('rates every event exactly once through Postgres, Redis and ClickHouse, and says so', { timeout: 360_000 }, async () => {
+  it('rates every event exactly once through Postgres, Redis and ClickHouse, invoices every account once, and says so', { timeout: 360_000 }, async () => {
     const out = join(dir, 'quick.json');
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/src/main.ts', '--quick', '--out', out], {
       cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
@@ -37,7 +37,7 @@ describe('bench --quick', () => {
     expect(result.error, output.slice(-3000)).toBeUndefined();
     expect(failed).toEqual([]);
     const names = result.checks.map((c) => c.name).join('\n');
-    for (const part of ['exactly once', 'independent recomputation', 'burned + postpaid + overdraft', 'Redis states', 'ClickHouse rated_events', 'planted errors']) {
+    for (const part of ['exactly once', 'independent recomputation', 'burned + postpaid + overdraft', 'Redis states', 'ClickHouse rated_events', 'planted errors', 'invoiced exactly once']) {
       expect(names).toContain(part);
     }
     expect(result.ok).toBe(true);

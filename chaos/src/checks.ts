@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Admin, Kafka } from 'kafkajs';
 import { formatMicros } from '@meterstream/schemas';
 import type { ClickHouseClient } from '@meterstream/platform/clickhouse';
-import { loadAccountStates } from '@meterstream/ledger/account-state';
+import { cachedPart, loadAccountStates } from '@meterstream/ledger/account-state';
 import type { BalanceCache } from '@meterstream/ledger/balance-cache';
 import type { Pool } from '@meterstream/platform/postgres';
 import { topicEnds } from '@meterstream/bench/progress';
@@ -103,7 +103,7 @@ export async function checkBooks(
 /** A cached state that is present must be Postgres's; a missing one is legal (rebuilt on read). */
 export async function checkRedisHeld(pool: Pool, cache: BalanceCache, accounts: string[]): Promise<Check> {
   const [cached, truth] = await Promise.all([cache.readMany(accounts), loadAccountStates(pool, accounts, { forUpdate: false })]);
-  const stale = accounts.filter((a) => cached.has(a) && !isDeepStrictEqual(cached.get(a), truth.get(a)));
+  const stale = accounts.filter((a) => cached.has(a) && (!truth.has(a) || !isDeepStrictEqual(cached.get(a), cachedPart(truth.get(a)!))));
   const seq = (a: string) => `${a} (Redis seq ${cached.get(a)?.ledgerSeq}, Postgres ${truth.get(a)?.ledgerSeq})`;
   return {
     name: 'Redis = Postgres for every account Redis holds',

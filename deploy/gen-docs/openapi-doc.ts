@@ -21,8 +21,18 @@ function sortKeys(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, sortKeys(v)]));
 }
 
-/** docs/openapi.json: what GET /openapi.json serves, from the routes' zod schemas, on default settings. */
-export async function renderOpenApi(): Promise<string> {
+let document: Promise<unknown> | undefined;
+
+/**
+ * What GET /openapi.json serves, from the routes' zod schemas, on default settings, its keys
+ * sorted; built once per process, as both docs/openapi.json and docs/api.md are made from it.
+ */
+export function openApiDocument(): Promise<unknown> {
+  document ??= buildDocument();
+  return document;
+}
+
+async function buildDocument(): Promise<unknown> {
   // The defaults, not this machine's environment: limits such as MAX_BATCH_EVENTS shape the document.
   const config = IngestConfig.parse({ ADMIN_API_KEY: 'openapi-generator-placeholder' });
   const app = await buildApp({
@@ -37,8 +47,13 @@ export async function renderOpenApi(): Promise<string> {
   });
   try {
     await app.ready();
-    return `${JSON.stringify(sortKeys(app.swagger()), null, 2)}\n`;
+    return sortKeys(app.swagger());
   } finally {
     await app.close();
   }
+}
+
+/** docs/openapi.json. */
+export async function renderOpenApi(): Promise<string> {
+  return `${JSON.stringify(await openApiDocument(), null, 2)}\n`;
 }

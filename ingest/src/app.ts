@@ -16,15 +16,28 @@ import { envelopeServerOptions, installErrorHandlers } from './errors.js';
 import type { UsageEventProducer } from './producer-client.js';
 import { installRateLimit } from './rate-limit.js';
 import { accountRoutes } from './routes/accounts.js';
+import { authorizeRoutes } from './routes/authorize.js';
 import { balanceRoutes } from './routes/balance.js';
 import type { RouteContext } from './routes/context.js';
 import { eventRoutes } from './routes/events.js';
 import { keyRoutes } from './routes/keys.js';
+import { limitRequestRoutes } from './routes/limit-requests.js';
+import { limitRoutes } from './routes/limits.js';
+import { memberRoutes } from './routes/members.js';
 import { notificationRoutes } from './routes/notifications.js';
+import { paymentRoutes } from './routes/payments.js';
+import { invoiceRoutes } from './routes/invoices.js';
+import { autoTopUpRoutes } from './routes/auto-top-up.js';
+import { stripeWebhookRoutes } from './routes/stripe-webhook.js';
+import { topUpRoutes } from './routes/top-ups.js';
 import { planRoutes } from './routes/plans.js';
+import { accountPlanRoutes } from './routes/account-plan.js';
+import { addonRoutes } from './routes/addons.js';
 import { priceRoutes } from './routes/prices.js';
 import { transactionRoutes } from './routes/transactions.js';
 import { usageSummaryRoutes } from './routes/usage-summary.js';
+import { workspaceRoutes } from './routes/workspaces.js';
+import { deadLetterRoutes } from './routes/dead-letters.js';
 
 export interface AppDeps {
   config: IngestConfig;
@@ -96,12 +109,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(eventRoutes, ctx);
   await app.register(accountRoutes, ctx);
   await app.register(balanceRoutes, ctx);
+  await app.register(authorizeRoutes, ctx);
   await app.register(transactionRoutes, ctx);
   await app.register(priceRoutes, ctx);
   await app.register(planRoutes, ctx);
+  await app.register(accountPlanRoutes, ctx);
+  await app.register(addonRoutes, ctx);
   await app.register(usageSummaryRoutes, ctx);
   await app.register(keyRoutes, ctx);
+  await app.register(memberRoutes, ctx);
   await app.register(notificationRoutes, ctx);
+  await app.register(topUpRoutes, ctx);
+  await app.register(paymentRoutes, ctx);
+  await app.register(invoiceRoutes, ctx);
+  await app.register(autoTopUpRoutes, ctx);
+  // Its own plugin: it reads raw bodies (Stripe signs the bytes), the other routes keep their JSON parser.
+  await app.register(stripeWebhookRoutes, ctx);
+  await app.register(workspaceRoutes, ctx);
+  await app.register(deadLetterRoutes, ctx);
+  await app.register(limitRequestRoutes, ctx);
+  await app.register(limitRoutes, ctx);
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BaseConfig } from '@meterstream/platform/config';
+import { StripeConfig } from '@meterstream/platform/stripe';
 
 const ms = (min: number, fallback: number) => z.coerce.number().int().min(min).max(3_600_000).default(fallback);
 
@@ -36,29 +37,28 @@ export const IngestConfig = BaseConfig.extend({
     'How long an unknown key is remembered, so that a flood of one bad key costs one Postgres lookup per this many ms.',
   ),
   API_KEY_NEGATIVE_CACHE_MAX: z.coerce.number().int().min(0).default(10_000).describe('Most unknown keys remembered at once (0: none).'),
-  SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional().describe(
-    'SMTP server notifications are emailed through (smtp://user:pass@host:587, smtps://...); unset: no email is sent (said once at start-up), webhooks still are.',
+  ...StripeConfig.shape,
+  STRIPE_WEBHOOK_SECRET: z.string().regex(/^whsec_\w+$/, 'the endpoint signing secret, whsec_...').optional().describe(
+    'Signing secret of the Stripe webhook endpoint POST /v1/stripe/webhook (whsec_...); unset: that endpoint answers 503 STRIPE_NOT_CONFIGURED.',
   ),
-  SMTP_FROM: z.string().min(3).default('meterstream <notifications@localhost>').describe('The From address of notification emails.'),
-  NOTIFY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8).describe(
-    'Attempts of one notification delivery (webhook or email) before it is dead; POST /v1/accounts/{id}/notifications/{nid}/replay sends it again.',
+  STRIPE_WEBHOOK_TOLERANCE_S: z.coerce.number().int().min(1).max(3600).default(300).describe(
+    'A Stripe webhook whose signed timestamp is further than this from now is refused (400), so a captured request cannot be replayed later.',
   ),
-  NOTIFY_RETRY_INITIAL_MS: ms(1, 30_000).describe('Exponential backoff of failed deliveries: about this long before the first retry, doubling each time.'),
-  NOTIFY_RETRY_MAX_MS: ms(1, 3_600_000).describe('The longest wait between two attempts of a delivery.'),
-  NOTIFY_WEBHOOK_TIMEOUT_MS: ms(100, 10_000).describe('A webhook receiver that has not answered in this long has failed the attempt.'),
-  NOTIFY_POLL_MS: ms(10, 1_000).describe('How often the delivery worker looks for due notifications.'),
+  CHECKOUT_SUCCESS_URL: z.url().default('http://localhost:8080/billing/top-ups/done?session_id={CHECKOUT_SESSION_ID}').describe(
+    'Where Stripe Checkout sends the buyer after paying or saving a card; Stripe replaces {CHECKOUT_SESSION_ID}.',
+  ),
+  CHECKOUT_CANCEL_URL: z.url().default('http://localhost:8080/billing/top-ups/cancelled').describe('Where Stripe Checkout sends a buyer who gives up.'),
+  TOP_UP_PRESETS: z.string().regex(/^\d{1,9}(\.\d{1,2})?(,\d{1,9}(\.\d{1,2})?)*$/, 'comma-separated amounts with at most 2 decimals, e.g. 10,50,100')
+    .default('10,50,100,300,500,1000').describe("The top-up amounts offered as buttons (seed 004), in the account's currency; any other amount of at least TOP_UP_MIN_AMOUNT may be typed in."),
+  TOP_UP_MIN_AMOUNT: z.string().regex(/^\d{1,9}(\.\d{1,2})?$/).default('1').describe("The smallest top-up, in the account's currency (seed 004: 1)."),
+  INVOICE_ISSUER: z.string().regex(/^[A-Z0-9]{1,16}$/, '1 to 16 capital letters or digits').default('MS').describe(
+    'The issuer of the payment invoices and the prefix of their numbers (MS-000001): each issuer numbers its invoices 1, 2, 3... without gaps.',
+  ),
+  INVOICE_SELLER_NAME: z.string().min(1).default('meterstream').describe('The seller named on invoices.'),
+  INVOICE_SELLER_ADDRESS: z.string().default('').describe('The seller\'s postal address on invoices; "\\n" separates lines.'),
+  INVOICE_SELLER_VAT_ID: z.string().default('').describe('The seller\'s VAT number on invoices (shown as "none" when empty).'),
 });
 export type IngestConfig = z.infer<typeof IngestConfig>;
-
-/** The notification delivery worker's settings from the config. */
-export const deliverySettings = (c: IngestConfig) => ({
-  maxAttempts: c.NOTIFY_MAX_ATTEMPTS,
-  retryInitialMs: c.NOTIFY_RETRY_INITIAL_MS,
-  retryMaxMs: c.NOTIFY_RETRY_MAX_MS,
-  webhookTimeoutMs: c.NOTIFY_WEBHOOK_TIMEOUT_MS,
-  pollMs: c.NOTIFY_POLL_MS,
-  batch: 100,
-});
 
 /** Fastify's server options for the timeouts above. */
 export const serverTimeouts = (c: IngestConfig) => ({

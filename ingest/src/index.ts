@@ -7,3 +7,8 @@ export {
   UsageEventProducer,
   type UsageEventProducerOptions,
 } from './producer-client.js';
+export {
+  AccountSuspendedError, AllowedLimitReachedError, CaptureFailedError, CardRequiredError, CreditsClient, CreditsRefusedError,
+  CreditsRequestError, GateUnavailableError, MonthlyLimitReachedError, PaymentRequiredError,
+  type AuthorizeRequest, type Charged, type CreditsClientOptions, type Hold, type WorkOutcome,
+} from './credits-client.js';

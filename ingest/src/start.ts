@@ -8,9 +8,7 @@ import { createLogger, type Logger } from '@meterstream/platform/logger';
 import { createPool } from '@meterstream/platform/postgres';
 import { createRedis } from '@meterstream/platform/redis';
 import { buildApp } from './app.js';
-import { deliverySettings, NO_SINK_CLICKHOUSE, type IngestConfig } from './config.js';
-import { smtpMailer } from './notifications/email.js';
-import { NotificationWorker } from './notifications/worker.js';
+import { NO_SINK_CLICKHOUSE, type IngestConfig } from './config.js';
 import { UsageEventProducer } from './producer-client.js';
 
 export interface StartOptions {
@@ -49,13 +47,9 @@ export async function start({ config, log = createLogger('ingest', config.LOG_LE
   if (!ch && !ownCh) log.warn(`usage-summary disabled (answers 503): ${NO_SINK_CLICKHOUSE}`);
   // Publishes the ledger entries a grant committed but could not get onto Kafka in time.
   const sweeper = new EntrySweeper(pool, producer.sendRecord, topicNames(config.KAFKA_TOPIC_PREFIX).entries, log).start();
-  if (!config.SMTP_URL) log.info('SMTP_URL is unset: notification emails are disabled (they wait, pending, for a worker with SMTP); webhooks are delivered');
-  const notifier = new NotificationWorker({
-    pool, log, settings: deliverySettings(config), mailer: config.SMTP_URL ? smtpMailer(config.SMTP_URL, config.SMTP_FROM) : null,
-  }).start();
   const closeClients = async () => {
     try {
-      await Promise.all([sweeper.stop(), notifier.stop()]);
+      await sweeper.stop();
       await producer.close();
     } finally {
       await Promise.all([pool.end(), redis.quit(), ownCh?.close()]);

@@ -134,7 +134,8 @@ describe("Fastify's and Node's own errors leave as the envelope", () => {
     ];
     for (const [bytes, status, code] of cases) expectEnvelope(await rawRequest(url, bytes), status, code);
     const connect = expectEnvelope(await rawRequest(url, head(['CONNECT example.com:443 HTTP/1.1', 'Host: example.com:443'])), 405, 'METHOD_NOT_ALLOWED');
-    expect(connect.headers.allow).toMatch(/^(\w+, )*GET, HEAD, POST, PUT(, \w+)*$/);
+    // the methods the API routes, sorted
+    expect(connect.headers.allow).toBe('DELETE, GET, HEAD, PATCH, POST, PUT');
   });
 
   it('a request arriving while the server shuts down gets a 503 envelope; the one in flight completes', async () => {

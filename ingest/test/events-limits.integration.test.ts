@@ -166,11 +166,15 @@ describe('ids and unknown keys', () => {
     expect(m!.value.product).toBe(ok.product);
   });
 
-  it('drops hold_id like any key the contract does not define: it never reaches usage.events', async () => {
-    const e = event({ quantity: '3', hold_id: 'hold-1', note: 'x' });
+  it('drops keys the contract does not define and carries the hold and the workspace to usage.events', async () => {
+    const hold = `hold_${'a'.repeat(24)}`;
+    const workspace = `ws_${'b'.repeat(24)}`;
+    const e = event({ quantity: '3', hold_id: hold, workspace_id: workspace, note: 'x' });
     const out = await postText(JSON.stringify(e));
     expect(out).toEqual({ accepted: [e.id], rejected: [] });
     const [m] = await topic.waitFor([e.id]);
-    expect(m!.value).toEqual({ id: e.id, account_id: acct.id, product: 'gpt-tokens', quantity: '3.000000', timestamp: e.timestamp });
+    expect(m!.value).toEqual({
+      id: e.id, account_id: acct.id, product: 'gpt-tokens', quantity: '3.000000', timestamp: e.timestamp, hold_id: hold, workspace_id: workspace,
+    });
   });
 });

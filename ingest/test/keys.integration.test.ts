@@ -41,7 +41,7 @@ async function keyIdOf(account: string, key: string): Promise<string> {
 }
 
 describe('API keys', () => {
-  it('lists ids and dates, never the secrets; admin creates more keys, each shown once', async () => {
+  it('lists ids, kinds and dates, never the secrets; more keys are created, each shown once', async () => {
     const acct = await createAccount(t.app);
     const created = await t.app.inject({ method: 'POST', url: keysUrl(acct.id), headers: admin });
     expect(created.statusCode).toBe(201);
@@ -54,7 +54,9 @@ describe('API keys', () => {
     const keys = (listed.json() as { keys: Record<string, unknown>[] }).keys;
     expect(keys.map((k) => [k.revoked_at, k.current])).toEqual([[null, false], [null, true]]);
     expect(keys[1]!.id).toBe(second.id);
-    expect(Object.keys(keys[0]!).sort()).toEqual(['account_id', 'created_at', 'current', 'id', 'revoked_at']);
+    expect(Object.keys(keys[0]!).sort()).toEqual(['account_id', 'created_at', 'current', 'id', 'kind', 'member_id', 'revoked_at', 'role', 'tenant_id']);
+    // Without a body, a key of the account's owner: as the key POST /v1/accounts returned.
+    expect(keys.map((k) => [k.kind, k.role])).toEqual([['member', 'owner'], ['member', 'owner']]);
     expect(listed.body).not.toContain(acct.api_key);
     expect(listed.body).not.toContain(second.api_key);
   });
@@ -105,6 +107,26 @@ describe('API keys', () => {
     expect(fresh.replaced).toMatchObject({ id: keyId, revoked_at: expect.any(String) });
     expect(await statusOn(other, acct.id, fresh.api_key)).toBe(200);
     await waitFor('the other instance to refuse the rotated key', async () => (await statusOn(other, acct.id, acct.api_key)) === 401, 1000);
+  });
+
+  it("rotating a member's key keeps its member and role; a tenant's revoked key is refused on every instance", async () => {
+    const acct = await createAccount(t.app);
+    const member = (await t.app.inject({
+      method: 'POST', url: `/v1/accounts/${acct.id}/members`, headers: admin, payload: { email: 'rotating@example.com', role: 'billing' },
+    })).json() as { id: string };
+    const key = (await t.app.inject({ method: 'POST', url: keysUrl(acct.id), headers: admin, payload: { kind: 'member', member_id: member.id } })).json() as { id: string };
+    const rotated = await t.app.inject({ method: 'POST', url: `${keysUrl(acct.id)}/${key.id}/rotate`, headers: bearer(acct.api_key) });
+    expect(rotated.statusCode).toBe(201);
+    expect(rotated.json()).toMatchObject({ kind: 'member', member_id: member.id, role: 'billing', replaced: { id: key.id, revoked_at: expect.any(String) } });
+
+    const tenant = (await t.app.inject({ method: 'POST', url: '/v1/tenants', headers: admin, payload: { name: 'Keys', default_plan_id: 'test-no-gift-usd-prepaid' } })).json() as { id: string };
+    const tenantKey = (await t.app.inject({ method: 'POST', url: `/v1/tenants/${tenant.id}/keys`, headers: admin })).json() as { id: string; api_key: string };
+    const prices = (app: FastifyInstance) => get(app, '/v1/prices', tenantKey.api_key).then((r) => r.statusCode);
+    expect(await prices(other)).toBe(200);
+    const revoked = await t.app.inject({ method: 'DELETE', url: `/v1/tenants/${tenant.id}/keys/${tenantKey.id}`, headers: admin });
+    expect(revoked.json()).toMatchObject({ id: tenantKey.id, tenant_id: tenant.id, revoked_at: expect.any(String) });
+    expect(await prices(t.app)).toBe(401);
+    await waitFor("the other instance to refuse the tenant's revoked key", async () => (await prices(other)) === 401, 1000);
   });
 
   it('after its LISTEN connection is terminated, an instance reconnects and hears revocations again', async () => {

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClock } from '@meterstream/platform/clock';
 import { createLogger } from '@meterstream/platform/logger';
@@ -6,17 +5,17 @@ import { getNotification, type NotificationRecord } from '@meterstream/platform/
 import { addGrant } from '@meterstream/ledger/commands/add-grant';
 import { CacheWriter } from '@meterstream/ledger/cache-writer';
 import { WriteOrder } from '@meterstream/ledger/write-order';
-import { smtpMailer } from '../src/notifications/email.js';
-import { NotificationWorker } from '../src/notifications/worker.js';
-import { smtpSink, webhookReceiver } from './notification-receivers.js';
+import { smtpMailer } from '@meterstream/ledger/notifications/email';
+import { NotificationWorker } from '@meterstream/ledger/notifications/worker';
+import { expectedSignature, smtpSink, webhookReceiver } from './notification-receivers.js';
 import { admin, bearer, createAccount, injector, openIngest, uid, type TestIngest } from './support.js';
 
 // The credits.granted notification end to end: written in the grant's transaction, delivered by a
 // signed webhook (verified here by hand, from the spec) and by email through a real SMTP server,
 // retried with backoff, dead after N attempts, replayed.
 
-// The ledger and the worker run on a clock in 2100: no worker of another test file (real clock)
-// ever finds these deliveries due, and backoffs pass by moving the clock, not by waiting.
+// The ledger and the worker run on a clock in 2100, and backoffs pass by moving the clock, not by
+// waiting; the worker delivers this file's accounts only (other files share the database).
 const clock = new TestClock(Date.parse('2100-01-01T00:00:00.000Z'));
 const now = () => clock.now();
 const RETRY_INITIAL_MS = 1_000;
@@ -27,6 +26,7 @@ let t: TestIngest;
 let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
 let smtp: Awaited<ReturnType<typeof smtpSink>>;
 let worker: NotificationWorker;
+const accounts: string[] = [];
 
 beforeAll(async () => {
   t = await openIngest('notifications', {}, { now });
@@ -34,12 +34,12 @@ beforeAll(async () => {
   smtp = await smtpSink();
   worker = new NotificationWorker({
     pool: t.stack.pool, log: createLogger('notifications-test', t.config.LOG_LEVEL), now, mailer: smtpMailer(smtp.url, 'billing@meterstream.test'),
-    settings: { maxAttempts: MAX_ATTEMPTS, retryInitialMs: RETRY_INITIAL_MS, retryMaxMs: RETRY_MAX_MS, webhookTimeoutMs: 5_000, pollMs: 10, batch: 1_000 },
+    settings: { maxAttempts: MAX_ATTEMPTS, retryInitialMs: RETRY_INITIAL_MS, retryMaxMs: RETRY_MAX_MS, webhookTimeoutMs: 5_000, batch: 1_000 }, accounts,
   });
 });
 
 afterAll(async () => {
-  await worker?.stop();
+  worker?.close();
   await receiver?.close();
   await smtp?.close();
   await t?.close();
@@ -50,6 +50,7 @@ const inject = () => injector(t.app);
 async function accountWithWebhook(path: string, statuses: number[] = [200]) {
   const email = `${uid('n')}@example.com`;
   const account = await createAccount(t.app, { email });
+  accounts.push(account.id);
   const res = await inject()('POST', `/v1/accounts/${account.id}/webhooks`, bearer(account.api_key), { url: receiver.url(path, statuses) });
   expect(res.statusCode).toBe(201);
   const webhook = res.json<{ id: string; secret: string }>();
@@ -75,10 +76,6 @@ async function deliver(accountId: string, id: string): Promise<NotificationRecor
   }
   throw new Error(`notification ${id} still pending after 20 rounds`);
 }
-
-/** The Standard Webhooks signature, computed here from the spec: v1,base64(HMAC-SHA256(key, "id.timestamp.body")). */
-const expectedSignature = (secret: string, id: string, timestamp: string, body: string) =>
-  `v1,${createHmac('sha256', Buffer.from(secret.slice('whsec_'.length), 'base64')).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
 
 const byChannel = (n: NotificationRecord) => Object.fromEntries(n.deliveries.map((d) => [d.channel, { state: d.state, attempts: d.attempts }]));
 

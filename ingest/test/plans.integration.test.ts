@@ -9,7 +9,10 @@ describe('plans', () => {
     const res = await injector(t.app)('GET', '/v1/plans', admin);
     expect(res.statusCode).toBe(200);
     const plans = (res.json() as { plans: { id: string }[] }).plans.filter((p) => p.id.startsWith('default-'));
-    const common = { signup_gift: { amount: '10.000000', validity_days: 7 }, monthly_allowance: { amount: '0.000000', rollover_months: 2 }, low_balance_threshold: '1.000000' };
+    const common = {
+      signup_gift: { amount: '10.000000', validity_days: 7 }, monthly_allowance: { amount: '0.000000', rollover_months: 2 }, low_balance_threshold: '1.000000',
+      addons: [], addon_shortfall: 'suspend', auto_top_up: { enabled: false, amount: '10.000000' }, hold_ttl_seconds: 900, provision_on_first_use: false,
+    };
     expect(plans).toEqual([
       { id: 'default-eur-postpaid', name: 'Default EUR postpaid', currency: 'EUR', billing_mode: 'postpaid', ...common, default_monthly_limit: '100.000000', created_at: expect.any(String), updated_at: expect.any(String) },
       { id: 'default-eur-prepaid', name: 'Default EUR prepaid', currency: 'EUR', billing_mode: 'prepaid', ...common, default_monthly_limit: null, created_at: expect.any(String), updated_at: expect.any(String) },

@@ -1,6 +1,7 @@
 import type { PoolClient, Pool } from '@meterstream/platform/postgres';
-import type { BillingMode, GrantKind } from '@meterstream/schemas';
+import { INT64_MAX, type BillingMode, type GrantKind } from '@meterstream/schemas';
 import type { Currency } from '@meterstream/schemas';
+import type { AlertSettings, Armed } from './core/thresholds.js';
 
 export interface GrantState {
   id: string;
@@ -22,6 +23,27 @@ export interface AccountState {
   grants: GrantState[]; // only grants with something left, in burn order
   postpaidMonth: string; // 'YYYY-MM' of postpaidAmount (the current UTC month when loaded)
   postpaidAmount: bigint;
+  /**
+   * The alert settings and armed state (core/thresholds.ts) and the month's spend, as loaded from
+   * Postgres in the same query; commands read them from the state they locked. Not carried by
+   * burn's next states nor by the Redis copy.
+   */
+  alerts?: AccountAlerts;
+}
+
+/** The part of a state Redis keeps (balance-cache.ts): everything but the alerts. */
+export function cachedPart(state: AccountState): Omit<AccountState, 'alerts'> {
+  const { alerts: _alerts, ...money } = state;
+  return money;
+}
+
+export interface AccountAlerts {
+  settings: AlertSettings;
+  armed: Armed;
+  /** Usage charged in postpaidMonth (the current month when loaded), by the events' own time. */
+  spent: bigint;
+  /** The spendable balance at or below which an automatic top-up starts; null: automatic top-ups off or no saved card. */
+  autoTopUpAt: bigint | null;
 }
 
 export const monthOf = (ms: number): string => new Date(ms).toISOString().slice(0, 7);
@@ -55,6 +77,15 @@ interface AccountRow {
   overdraft: bigint;
   ledger_seq: bigint;
   postpaid: bigint | null;
+  low_balance_threshold: bigint;
+  spend_alert_threshold: bigint | null;
+  allowed_limit: bigint | null;
+  low_balance_notified: boolean;
+  zero_balance_notified: boolean;
+  spend_alert_notified_month: string | null;
+  limit_reached_notified_month: string | null;
+  spent: bigint;
+  auto_top_up_at: bigint | null;
   // [id, kind, amount, remaining, expires_at epoch ms | null, priority, created_seq] as text
   grants: [string, GrantKind, string, string, number | null, number, string][] | null;
 }
@@ -80,11 +111,20 @@ export async function loadAccountStates(
   }
   const r = await db.query<AccountRow>(
     `SELECT a.id, a.currency, a.billing_mode, a.overdraft, a.ledger_seq, p.amount AS postpaid,
+            coalesce(a.low_balance_threshold, pl.low_balance_threshold) AS low_balance_threshold, a.spend_alert_threshold, a.allowed_limit,
+            a.low_balance_notified, a.zero_balance_notified,
+            to_char(a.spend_alert_notified_month, 'YYYY-MM') AS spend_alert_notified_month,
+            to_char(a.limit_reached_notified_month, 'YYYY-MM') AS limit_reached_notified_month,
+            least(coalesce(s.amount, 0), ${INT64_MAX})::bigint AS spent,
+            CASE WHEN coalesce(ats.enabled, pl.auto_top_up_enabled) AND a.payment_method IS NOT NULL THEN coalesce(ats.threshold, 0) END AS auto_top_up_at,
             (SELECT json_agg(json_build_array(g.id, g.kind, g.amount::text, g.remaining::text,
                       floor(extract(epoch FROM g.expires_at) * 1000)::bigint, g.priority, g.created_seq::text))
                FROM grants g WHERE g.account_id = a.id AND g.remaining > 0) AS grants
        FROM accounts a
+       JOIN plans pl ON pl.id = a.plan_id
        LEFT JOIN postpaid_usage p ON p.account_id = a.id AND p.month = ($2 || '-01')::date
+       LEFT JOIN monthly_spend s ON s.account_id = a.id AND s.month = ($2 || '-01')::date
+       LEFT JOIN auto_top_up_settings ats ON ats.account_id = a.id
       WHERE a.id = ANY($1::text[]) ${opts.excludeClosed ? 'AND a.closed_at IS NULL' : ''}
       ORDER BY a.id`,
     [ids, month],
@@ -103,6 +143,15 @@ export async function loadAccountStates(
       grants: grants.sort(compareBurnOrder),
       postpaidMonth: month,
       postpaidAmount: row.postpaid ?? 0n,
+      alerts: {
+        settings: { billingMode: row.billing_mode, lowBalance: row.low_balance_threshold, spendAlert: row.spend_alert_threshold, allowedLimit: row.allowed_limit },
+        armed: {
+          lowNotified: row.low_balance_notified, zeroNotified: row.zero_balance_notified,
+          spendAlertMonth: row.spend_alert_notified_month, limitMonth: row.limit_reached_notified_month,
+        },
+        spent: row.spent,
+        autoTopUpAt: row.auto_top_up_at,
+      },
     });
   }
   return states;
@@ -112,4 +161,16 @@ export async function loadAccountStates(
 export async function loadLedgerSeq(db: PoolClient | Pool, accountId: string): Promise<bigint | undefined> {
   const r = await db.query<{ ledger_seq: bigint }>('SELECT ledger_seq FROM accounts WHERE id = $1', [accountId]);
   return r.rows[0]?.ledger_seq;
+}
+
+/**
+ * What the account spent in the month of nowMs (usage charged, by the events' own time; the
+ * monthly_spend row the rating statement's trigger keeps, migration 014): a primary-key lookup.
+ */
+export async function loadSpentThisMonth(db: PoolClient | Pool, accountId: string, nowMs: number): Promise<bigint> {
+  const r = await db.query<{ spent: bigint }>(
+    `SELECT least(amount, ${INT64_MAX})::bigint AS spent FROM monthly_spend WHERE account_id = $1 AND month = ($2 || '-01')::date`,
+    [accountId, monthOf(nowMs)],
+  );
+  return r.rows[0]?.spent ?? 0n;
 }

@@ -1,15 +1,25 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from '@meterstream/platform/postgres';
 import { loadAccountStates, loadLedgerSeq, type AccountState, type GrantState } from './account-state.js';
+import { CLOSE_HOLDS_LUA, GateCache, gateFields, gateKeys } from './gate-cache.js';
 
 // Sets the state only when its ledger seq is newer than the cached one: writes after each
 // Postgres commit can arrive in any order (retries, a rater that lost its partition) and the
-// newest always wins, so a replayed write is a no-op.
+// newest always wins, so a replayed write is a no-op. Beside the JSON state it keeps the figures
+// the gate's Lua script decides on (gate-cache.ts), and it takes the holds the write's commit
+// captured out of the gate in the same step, whether or not the state is newer: a newer state
+// holds their charges already. So a capture never shows as freed before it shows as charged.
 const SET_IF_NEWER = `
+${CLOSE_HOLDS_LUA}
+for i = 8, #ARGV do close_hold(KEYS[2], KEYS[3], ARGV[i]) end
 local cur = redis.call('HGET', KEYS[1], 'seq')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'state', ARGV[2])
+-- A state cached before the gate's figures existed is replaced once, whatever its seq.
+if cur and tonumber(cur) >= tonumber(ARGV[1]) and redis.call('HEXISTS', KEYS[1], 'gg') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'state', ARGV[2], 'gg', ARGV[3], 'od', ARGV[4], 'mode', ARGV[5], 'pm', ARGV[6], 'pa', ARGV[7])
 return 1`;
+
+/** An account state to cache, with the holds its commit captured (the rater's batches). */
+export type CachedState = AccountState & { closedHolds?: readonly string[] };
 
 interface Wire {
   id: string; c: string; m: string; o: string; s: string; pm: string; pa: string;
@@ -38,8 +48,12 @@ function decode(text: string): AccountState {
 
 /** Redis copy of each account's money state; Postgres stays the truth and rebuilds it on a miss or when stale. */
 export class BalanceCache {
+  /** The spend gate's holds, in the same Redis and key space. */
+  readonly gate: GateCache;
+
   constructor(private readonly redis: Redis, private readonly prefix: string) {
-    redis.defineCommand('msSetIfNewer', { numberOfKeys: 1, lua: SET_IF_NEWER });
+    redis.defineCommand('msSetIfNewer', { numberOfKeys: 3, lua: SET_IF_NEWER });
+    this.gate = new GateCache(redis, prefix);
   }
 
   key(accountId: string): string {
@@ -47,11 +61,14 @@ export class BalanceCache {
   }
 
   /** One pipelined round trip for any number of accounts. */
-  async write(states: Iterable<AccountState>): Promise<void> {
+  async write(states: Iterable<CachedState>): Promise<void> {
     const pipe = this.redis.pipeline();
     let n = 0;
     for (const s of states) {
-      (pipe as unknown as { msSetIfNewer(k: string, seq: string, state: string): void }).msSetIfNewer(this.key(s.id), s.ledgerSeq.toString(), encode(s));
+      const g = gateKeys(this.prefix, s.id);
+      (pipe as unknown as { msSetIfNewer(...args: string[]): void }).msSetIfNewer(
+        this.key(s.id), g.holds, g.expiries, s.ledgerSeq.toString(), encode(s), ...gateFields(s), ...(s.closedHolds ?? []),
+      );
       n++;
     }
     if (n === 0) return;

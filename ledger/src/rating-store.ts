@@ -48,7 +48,7 @@ export async function writeBatch(
     postpaid: str(r.postpaid), overdraft: str(r.overdraft),
     grant_split: r.takes.map((t) => ({ grant_id: t.grantId, kind: t.kind, amount: str(t.amount) })),
     balance_after: str(r.balanceAfter), event_time: new Date(r.eventMs).toISOString(), rated_at: ratedAt,
-    properties: r.properties ?? null, src_topic: src.topic, src_partition: src.partition, src_offset: r.offset,
+    properties: r.properties ?? null, workspace_id: r.workspaceId ?? null, hold_id: r.holdId ?? null, src_topic: src.topic, src_partition: src.partition, src_offset: r.offset,
   }));
   const grants = [...batch.grantRemaining].map(([id, remaining]) => ({ id, remaining: str(remaining) }));
   const accounts = [...batch.changed.values()].map((s) => ({ id: s.id, overdraft: str(s.overdraft), seq: str(s.ledgerSeq) }));
@@ -86,7 +86,7 @@ interface LedgerDbRow {
   account_id: string; event_id: string; seq: bigint; product: string; quantity: bigint; unit: string;
   unit_price: bigint; per: bigint; amount: bigint; from_grants: bigint; postpaid: bigint; overdraft: bigint;
   grant_split: { grant_id: string; kind: string; amount: string }[]; balance_after: bigint; event_time: Date;
-  rated_at: Date; properties: Record<string, string> | null; src_offset: bigint; currency: RatedEvent['currency'];
+  rated_at: Date; properties: Record<string, string> | null; workspace_id: string | null; hold_id: string | null; src_offset: bigint; currency: RatedEvent['currency'];
 }
 
 /**
@@ -111,7 +111,7 @@ export async function ledgerRowsFromSource(
     ratedAt: d.rated_at.toISOString(),
     row: {
       accountId: d.account_id, eventId: d.event_id, product: d.product, quantity: d.quantity,
-      properties: d.properties ?? undefined, currency: d.currency, eventMs: d.event_time.getTime(),
+      properties: d.properties ?? undefined, workspaceId: d.workspace_id ?? undefined, ...(d.hold_id ? { holdId: d.hold_id } : {}), currency: d.currency, eventMs: d.event_time.getTime(),
       offset: str(d.src_offset), seq: d.seq, unit: d.unit, unitPrice: d.unit_price, per: d.per, amount: d.amount,
       fromGrants: d.from_grants, postpaid: d.postpaid, overdraft: d.overdraft,
       takes: d.grant_split.map((t) => ({ grantId: t.grant_id, kind: t.kind, amount: BigInt(t.amount) })),

@@ -6,7 +6,7 @@ import { createLogger } from '@meterstream/platform/logger';
 import { CacheWriter } from '@meterstream/ledger/cache-writer';
 import { WriteOrder } from '@meterstream/ledger/write-order';
 import { addGrant } from '@meterstream/ledger/commands/add-grant';
-import { balanceAt, loadAccountStates } from '@meterstream/ledger/account-state';
+import { balanceAt, cachedPart, loadAccountStates } from '@meterstream/ledger/account-state';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
 import { createAccount } from '../../tests/support/fixtures.js';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';
@@ -62,8 +62,8 @@ describe('BalanceCache.readThrough', () => {
     expect(found).toEqual({ state: truth, source: 'postgres' });
     expect(balanceAt(found!.state, Date.now())).toBe(toMicros('12'));
     // Repaired: Redis holds the current state again and answers the next read itself.
-    expect(await reader.read(account)).toEqual(truth);
-    expect(await reader.readThrough(stack.pool, account)).toEqual({ state: truth, source: 'redis' });
+    expect(await reader.read(account)).toEqual(cachedPart(truth));
+    expect(await reader.readThrough(stack.pool, account)).toEqual({ state: cachedPart(truth), source: 'redis' });
   });
 
   it('answers from Postgres when Redis accepts connections but never answers', async () => {

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
-  BillingMode, Currency, DeliveryState, GrantKind, LedgerEntryKind, NotificationChannel, NotificationType, Unit,
+  AddonShortfall, AddonState, BillingMode, GateRefusalCode, HoldStatus, LimitKind, LimitRequestStatus, Currency, DeliveryState, GrantKind, LedgerEntryKind, MemberRole, NotificationChannel, NotificationType, Unit,
 } from '@meterstream/schemas';
 
 // The zod enums are the contract; the Postgres CHECK lists repeat them. Nothing else ties the two
@@ -38,6 +38,15 @@ describe('zod enums and SQL CHECK lists', () => {
     ['notifications_outbox.type', NotificationType.options],
     ['notification_deliveries.channel', NotificationChannel.options],
     ['notification_deliveries.state', DeliveryState.options],
+    ['members.role', MemberRole.options],
+    ['plans.addon_shortfall', AddonShortfall.options],
+    ['account_addons.state', AddonState.options],
+    ['limit_requests.limit_kind', LimitKind.options],
+    ['limit_requests.status', LimitRequestStatus.options],
+    ['holds.currency', Currency.options],
+    ['holds.refusal', GateRefusalCode.options],
+    // a refused authorization is kept as a row (terminal answers), never shown as a hold
+    ['holds.status', [...HoldStatus.options, 'refused']],
   ])('%s allows exactly the contract values', (column, values) => {
     expect(lists.get(column)?.slice().sort()).toEqual([...values].sort());
   });

@@ -61,9 +61,9 @@ describe('usage event contract', () => {
     expect(verdict({ product: 'p'.repeat(ID_MAX_LENGTH + 1) })).toMatch(/^product: .*128 characters/);
   });
 
-  it('drops keys it does not define, hold_id included', () => {
-    const parsed = UsageEvent.parse({ ...base, hold_id: 'h-1', extra: 1 });
-    expect(Object.keys(parsed).sort()).toEqual(['account_id', 'id', 'product', 'quantity', 'timestamp']);
+  it('drops keys it does not define and keeps the gate hold and the workspace', () => {
+    const parsed = UsageEvent.parse({ ...base, hold_id: `hold_${'0'.repeat(24)}`, workspace_id: `ws_${'1'.repeat(24)}`, extra: 1 });
+    expect(Object.keys(parsed).sort()).toEqual(['account_id', 'hold_id', 'id', 'product', 'quantity', 'timestamp', 'workspace_id']);
   });
 });
 

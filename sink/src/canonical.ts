@@ -16,7 +16,7 @@ export function canonicalRow(text: string): RatedRow | undefined {
   if (m === null) return undefined;
   // The captures, in FIELDS' order (named groups would cost an object per message).
   const [, event_id, account_id, product, quantity, unit, unit_price, per, currency, amount, grants, postpaid, overdraft,
-    balance_after, ledger_seq, timestamp, rated_at, properties = '{}'] = m as unknown as string[];
+    balance_after, ledger_seq, timestamp, rated_at, properties = '{}', workspace_id = ''] = m as unknown as string[];
   const event_time = dateTime64(timestamp!);
   const ratedAt = dateTime64(rated_at!);
   const fromGrants = grantsSum(grants!);
@@ -25,7 +25,7 @@ export function canonicalRow(text: string): RatedRow | undefined {
     account_id: account_id!, event_id: event_id!, product: product!, currency: currency!, unit: unit!,
     quantity: micros(quantity!), unit_price: micros(unit_price!), per: per!, amount: micros(amount!), from_grants: fromGrants,
     postpaid: micros(postpaid!), overdraft: micros(overdraft!), balance_after: signedMicros(balance_after!), ledger_seq: ledger_seq!,
-    grants: grants!, properties, event_time, rated_at: ratedAt,
+    grants: grants!, properties, event_time, rated_at: ratedAt, workspace_id,
   });
 }
 
@@ -52,7 +52,7 @@ const FIELDS: [key: keyof typeof RatedEvent.shape, value: string][] = [
   ['balance_after', `"(${SIGNED_MONEY})"`], ['ledger_seq', `(${COUNT})`], ['timestamp', `"(${ISO})"`], ['rated_at', `"(${ISO})"`],
 ];
 const CANONICAL = new RegExp(`^\\{${FIELDS.map(([key, value]) => `"${key}":${value}`).join(',')}`
-  + `(?:,"properties":(\\{(?:${PAIR}(?:,${PAIR})*)?\\}))?\\}$`);
+  + `(?:,"properties":(\\{(?:${PAIR}(?:,${PAIR})*)?\\}))?(?:,"workspace_id":"(ws_[0-9a-f]{24})")?(?:,"hold_id":"hold_[0-9a-f]{24}")?\\}$`);
 const AMOUNT_KEY = '"amount":"';
 const PROPERTY_KEY = /"([^"]*)":"[^"]*"/g;
 // An array index, which a JS object orders before its other keys.

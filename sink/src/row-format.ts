@@ -14,14 +14,14 @@ export interface RatedRow {
 /** The columns of RatedRow.line, in order. */
 export const COLUMNS = [
   'account_id', 'event_id', 'product', 'currency', 'unit', 'quantity', 'unit_price', 'per', 'amount', 'from_grants',
-  'postpaid', 'overdraft', 'balance_after', 'ledger_seq', 'grants', 'properties', 'event_time', 'rated_at',
+  'postpaid', 'overdraft', 'balance_after', 'ledger_seq', 'grants', 'properties', 'event_time', 'rated_at', 'workspace_id',
 ] as const;
 
 /**
  * Column values as text. Int64 and UInt64 columns are decimal digits, which ClickHouse parses
  * exactly (they never pass through a JS number); times are 'YYYY-MM-DD hh:mm:ss.sss' in UTC, the
  * columns' zone; grants is the JSON text of the grants array and properties the JSON text of an
- * object of strings (the Map column).
+ * object of strings (the Map column); workspace_id is '' for an event that named none.
  */
 export type RowValues = Record<(typeof COLUMNS)[number], string>;
 
@@ -38,7 +38,7 @@ export function encodeRow(v: RowValues): RatedRow {
   const line = [
     `["${v.account_id}"`, `"${v.event_id}"`, `"${v.product}"`, `"${v.currency}"`, `"${v.unit}"`,
     v.quantity, v.unit_price, v.per, v.amount, v.from_grants, v.postpaid, v.overdraft, v.balance_after, v.ledger_seq,
-    JSON.stringify(v.grants), v.properties, `"${v.event_time}"`, `"${v.rated_at}"]`,
+    JSON.stringify(v.grants), v.properties, `"${v.event_time}"`, `"${v.rated_at}"`, `"${v.workspace_id}"]`,
   ].join(',');
   return { account_id: v.account_id, event_id: v.event_id, event_time: v.event_time, line };
 }

@@ -54,6 +54,7 @@ export function toRow(e: RatedEvent): RatedRow {
     properties: JSON.stringify(e.properties ?? {}),
     event_time: utcDateTime64(e.timestamp, 'timestamp'),
     rated_at: utcDateTime64(e.rated_at, 'rated_at'),
+    workspace_id: e.workspace_id ?? '',
   });
 }
 

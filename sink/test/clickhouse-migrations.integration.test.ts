@@ -10,7 +10,7 @@ import { expectedTotals, ratedEvents } from './support/rated-events.js';
 import { rows, totalsIn } from './support/harness.js';
 
 const accounts = ['acct-1', 'acct-2', 'acct-3'];
-const MIGRATIONS = ['001_rated_events.sql', '002_usage_views_from_final.sql', '003_ledger_entries.sql'];
+const MIGRATIONS = ['001_rated_events.sql', '002_usage_views_from_final.sql', '003_ledger_entries.sql', '004_workspace.sql'];
 
 /** What every database held before migrations were versioned: 001 also made summing tables fed by materialized views. */
 function legacySchema(db: string): string[] {
@@ -24,7 +24,9 @@ function legacySchema(db: string): string[] {
      FROM ${db}.rated_events GROUP BY ${period}, account_id, product, currency`,
   ];
   const ratedEventsDdl = readFileSync(new URL('../../platform/migrations/clickhouse/001_rated_events.sql', import.meta.url), 'utf8');
-  return [`CREATE DATABASE ${db}`, ratedEventsDdl.replaceAll('{db}', db), ...rollup('usage_daily', 'day', 'toDate(event_time)'),
+  // The rows below are written by today's sink, which writes the workspace column (004 adds it if missing).
+  const workspaceColumn = `ALTER TABLE ${db}.rated_events ADD COLUMN workspace_id String DEFAULT ''`;
+  return [`CREATE DATABASE ${db}`, ratedEventsDdl.replaceAll('{db}', db), workspaceColumn, ...rollup('usage_daily', 'day', 'toDate(event_time)'),
     ...rollup('usage_monthly', 'month', 'toStartOfMonth(event_time)')];
 }
 
@@ -64,6 +66,7 @@ describe('versioned ClickHouse migrations', () => {
       { name: 'rated_events', engine: 'ReplacingMergeTree' },
       { name: 'schema_migrations', engine: 'ReplacingMergeTree' },
       { name: 'usage_daily', engine: 'View' },
+      { name: 'usage_daily_by_workspace', engine: 'View' },
       { name: 'usage_monthly', engine: 'View' },
     ]);
     expect(await totalsIn(ch, db, 'day')).toEqual(expectedTotals(events, 'day'));
@@ -76,7 +79,7 @@ describe('versioned ClickHouse migrations', () => {
     const both = await Promise.all([migrateClickHouse(ch, db), migrateClickHouse(ch, db)]);
     expect(both.flat().sort()).toEqual(expect.arrayContaining(MIGRATIONS));
     const schema = await objects(ch, db);
-    expect(schema.map((o) => o.name)).toEqual(['ledger_entries', 'rated_events', 'schema_migrations', 'usage_daily', 'usage_monthly']);
+    expect(schema.map((o) => o.name)).toEqual(['ledger_entries', 'rated_events', 'schema_migrations', 'usage_daily', 'usage_daily_by_workspace', 'usage_monthly']);
 
     // A migrator that read the version table before the other wrote it re-runs every file over the new schema.
     await ch.command({ query: `TRUNCATE TABLE ${db}.schema_migrations` });

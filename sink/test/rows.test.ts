@@ -43,7 +43,7 @@ describe('rated event -> rated_events row', () => {
     expect(row).toMatchObject({ account_id: 'acct-1', event_id: 'ev-1', event_time: '2024-01-31 23:30:00.123' });
     // In COLUMNS' order; Int64 columns as bare digits, which ClickHouse reads exactly.
     expect(row.line).toBe(`["acct-1","ev-1","voice","USD","second",123456789123456,333,1,41111111111,41000100001,111011110,0,-12500000,2,`
-      + `${JSON.stringify(JSON.stringify(e.grants))},{},"2024-01-31 23:30:00.123","2024-02-01 00:00:00.000"]`);
+      + `${JSON.stringify(JSON.stringify(e.grants))},{},"2024-01-31 23:30:00.123","2024-02-01 00:00:00.000","ws_000000000000000000000001"]`);
   });
 
   it('rejects, with a reason, what rated_events could not hold exactly', () => {
@@ -62,6 +62,10 @@ describe('rated event -> rated_events row', () => {
 
   it('takes the fast path for what the rater publishes', () => {
     for (const e of ratedEvents(0, 200, ['acct-1', 'acct-2'])) expect(canonicalRow(JSON.stringify(e))).toEqual(toRow(e));
+    // An event that named its workspace and captured a hold (which rated_events does not keep).
+    const held = ratedEvent(1, ['acct-1'], { hold_id: `hold_${'a'.repeat(24)}` });
+    expect(held.workspace_id).toBeDefined();
+    expect(canonicalRow(JSON.stringify(held))).toEqual(toRow(held));
   });
 
   it('decides every message exactly as zod and toRow do', () => {

@@ -62,7 +62,7 @@ describe('two sink processes on one ClickHouse server', () => {
     })));
     await waitFor('both sinks to have an insert in flight', async () => (await server.state()).counts.held >= 2);
     const migrations = await rows<{ name: string }>(ch, `SELECT DISTINCT name FROM ${database}.schema_migrations ORDER BY name`);
-    expect(migrations.map((m) => m.name)).toEqual(['001_rated_events.sql', '002_usage_views_from_final.sql', '003_ledger_entries.sql']);
+    expect(migrations.map((m) => m.name)).toEqual(['001_rated_events.sql', '002_usage_views_from_final.sql', '003_ledger_entries.sql', '004_workspace.sql']);
     // Without merges every row inserted stays visible to count(): the test can see the duplicate it made.
     await ch.command({ query: `SYSTEM STOP MERGES ${database}.rated_events` });
     await server.setInserts('pass');

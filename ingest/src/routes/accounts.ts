@@ -21,7 +21,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
   app.post(
     '/v1/accounts',
     {
-      onRequest: ctx.keys.requireAdmin,
+      onRequest: ctx.keys.allow('admin'),
       schema: {
         summary: 'Create an account and its API key (admin)',
         tags: ['accounts'],
@@ -51,7 +51,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
   app.delete(
     '/v1/accounts/:id',
     {
-      onRequest: ctx.keys.requireAdmin,
+      onRequest: ctx.keys.allow('admin'),
       schema: {
         summary: 'Close an account (admin)',
         description:
@@ -77,7 +77,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
   app.post(
     '/v1/accounts/:id/grants',
     {
-      onRequest: ctx.keys.requireAdmin,
+      onRequest: ctx.keys.allow('admin'),
       // Before the schema, so that a missing key gets its own code rather than a validation message.
       preValidation: async (req) => {
         if (req.headers['idempotency-key'] === undefined) {

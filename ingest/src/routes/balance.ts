@@ -1,15 +1,15 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AccountParams, Balance, formatMicros } from '@meterstream/schemas';
-import { balanceAt, monthOf, type AccountState } from '@meterstream/ledger/account-state';
-import { assertCanAccess } from '../auth.js';
-import { ApiError, errorResponses } from '../errors.js';
+import { balanceAt, loadSpentThisMonth, monthOf, type AccountState } from '@meterstream/ledger/account-state';
+import { GIFT_EXPIRING_WITHIN_MS } from '@meterstream/ledger/commands/notify-expiring-gifts';
+import { pendingTopUps } from '@meterstream/platform/stores/top-ups';
+import { heldAmount } from '@meterstream/platform/stores/holds';
+import { ApiError, errorResponses, outageOf } from '../errors.js';
 import type { RouteContext } from './context.js';
 
-/** How close to its expiry a gift is flagged expiring_soon. */
-export const GIFT_EXPIRING_SOON_MS = 24 * 3_600_000;
 
 /** What the account can spend now: grants expired since the state was cached no longer count. */
-export function toBalance(state: AccountState, source: Balance['source'], nowMs: number): Balance {
+export function toBalance(state: AccountState, source: Balance['source'], nowMs: number): Omit<Balance, 'spent_this_month' | 'pending_top_ups' | 'held' | 'spendable'> {
   const live = state.grants.filter((g) => g.expiresAt === null || g.expiresAt > nowMs);
   return {
     account_id: state.id,
@@ -25,7 +25,7 @@ export function toBalance(state: AccountState, source: Balance['source'], nowMs:
       remaining: formatMicros(g.remaining),
       expires_at: g.expiresAt === null ? null : new Date(g.expiresAt).toISOString(),
       priority: g.priority,
-      expiring_soon: g.kind === 'gift' && g.expiresAt !== null && g.expiresAt - nowMs <= GIFT_EXPIRING_SOON_MS,
+      expiring_soon: g.kind === 'gift' && g.expiresAt !== null && g.expiresAt - nowMs <= GIFT_EXPIRING_WITHIN_MS,
     })),
     ledger_seq: Number(state.ledgerSeq),
     source,
@@ -36,7 +36,7 @@ export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
   app.get(
     '/v1/accounts/:id/balance',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:read'),
       schema: {
         summary: 'Current balance: unexpired grants in burn order, overdraft, postpaid usage this month',
         description:
@@ -48,10 +48,31 @@ export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
       },
     },
     async (req) => {
-      assertCanAccess(req.principal, req.params.id);
-      const found = await ctx.cache.readThrough(ctx.pool, req.params.id);
+      const nowMs = ctx.ledger.now();
+      // The month's spend is not in the cached state: a primary-key read beside it (null when Postgres is down).
+      const [found, spent, pending, held] = await Promise.all([
+        ctx.cache.readThrough(ctx.pool, req.params.id),
+        loadSpentThisMonth(ctx.pool, req.params.id, nowMs).catch((e: unknown) => {
+          if (outageOf(e)) return null;
+          throw e;
+        }),
+        // Nor are the Checkout top-ups still pending (null when Postgres is down).
+        pendingTopUps(ctx.pool, req.params.id).catch((e: unknown) => {
+          if (outageOf(e)) return null;
+          throw e;
+        }),
+        // The gate's open holds: Postgres is their truth, Redis's copy serves while it is down.
+        heldAmount(ctx.pool, req.params.id, new Date(nowMs)).catch((e: unknown) => {
+          if (outageOf(e)) return ctx.cache.gate.heldAt(req.params.id, nowMs);
+          throw e;
+        }),
+      ]);
       if (!found) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${req.params.id} does not exist`);
-      return toBalance(found.state, found.source, ctx.ledger.now());
+      const balance = toBalance(found.state, found.source, nowMs);
+      return {
+        ...balance, held: formatMicros(held), spendable: formatMicros(balanceAt(found.state, nowMs) - held), spent_this_month: spent === null ? null : formatMicros(spent),
+        pending_top_ups: pending && pending.map((t) => ({ id: t.id, amount: formatMicros(t.amount), created_at: t.createdAt.toISOString(), checkout_url: t.checkoutUrl })),
+      };
     },
   );
 };

@@ -3,6 +3,7 @@ import { UsageEventBatch, UsageEventsAccepted } from '@meterstream/schemas';
 import { ApiError, errorResponses } from '../errors.js';
 import { judgeEvents, parseNdjson } from '../event-batch.js';
 import { parseJsonExact } from '../exact-json.js';
+import { provisionerOf, screenTenantEvents } from '../provisioning.js';
 import type { RouteContext } from './context.js';
 
 /** Encapsulated: its JSON parser keeps quantities exact and it alone accepts NDJSON. */
@@ -24,13 +25,16 @@ export const eventRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx)
   app.post(
     '/v1/events',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('usage:write', { account: 'handler' }),
       // The body is judged event by event in the handler: a schema failure must not reject the batch.
       validatorCompiler: () => (data) => ({ value: data }),
       schema: {
         summary: 'Send usage events',
         description:
-          'Each event is validated on its own; 202 lists the accepted ids (acknowledged by Kafka) and the rejected events with reasons. An account key may only send its own account_id.',
+          'Each event is validated on its own; 202 lists the accepted ids (acknowledged by Kafka) and the rejected events with reasons. An account key may only send its own account_id. ' +
+          "A tenant's service key sends its tenant's accounts: an account id of another tenant (or of none) is rejected (FORBIDDEN); an unknown one " +
+          "is created on this first use when the tenant's default plan provisions on first use (with this month's allowance), and otherwise " +
+          'accepted and dead-lettered by the rater (UNKNOWN_ACCOUNT).',
         tags: ['events'],
         body: UsageEventBatch,
         response: { 202: UsageEventsAccepted, ...errorResponses(400, 401, 413, 415, 503) },
@@ -43,7 +47,10 @@ export const eventRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx)
       if (items.length > ctx.config.MAX_BATCH_EVENTS) {
         throw new ApiError(413, 'TOO_MANY_EVENTS', `at most ${ctx.config.MAX_BATCH_EVENTS} events per request, got ${items.length}`);
       }
-      const verdict = judgeEvents(items, { principal: req.principal, nowMs: ctx.ledger.now(), maxAgeMs });
+      const { principal } = req;
+      // A tenant key's access is per account, and may provision it: judged after everything else.
+      const judged = judgeEvents(items, { principal: principal.kind === 'tenant' ? { kind: 'admin' } : principal, nowMs: ctx.ledger.now(), maxAgeMs });
+      const verdict = principal.kind === 'tenant' ? await screenTenantEvents(provisionerOf(ctx), principal.tenantId, judged, items.length) : judged;
       if (verdict.events.length > 0) {
         const signal = AbortSignal.timeout(ctx.config.INGEST_ACK_TIMEOUT_MS);
         try {

@@ -10,7 +10,6 @@ import {
 import {
   createWebhookEndpoint, deleteWebhookEndpoint, listWebhookEndpoints, WebhookNotFoundError, type WebhookEndpointRecord,
 } from '@meterstream/platform/stores/webhook-endpoints';
-import { assertCanAccess } from '../auth.js';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
 
@@ -28,7 +27,7 @@ const WHO = 'The admin key for any account; an account key for its own account o
 
 /**
  * Webhook endpoints and notification replay. Notifications themselves are written by the ledger
- * commands (ledger/src/outbox.ts) and delivered by the worker (../notifications/worker.ts).
+ * commands (ledger/src/outbox.ts) and delivered by the scheduler (ledger/src/notifications/worker.ts).
  */
 export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   const accountNotFound = (e: unknown): never => {
@@ -39,7 +38,7 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
   app.post(
     '/v1/accounts/:id/webhooks',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:manage'),
       schema: {
         summary: 'Add a webhook endpoint: every later notification of the account is POSTed to it, signed (Standard Webhooks)',
         description: `${WHO} The answer holds the signing secret, shown only here. Each request carries webhook-id, webhook-timestamp and ` +
@@ -52,7 +51,6 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
       },
     },
     async (req, reply) => {
-      assertCanAccess(req.principal, req.params.id);
       const created = await createWebhookEndpoint(ctx.pool, req.params.id, req.body.url).catch(accountNotFound);
       return reply.code(201).send({ ...toEndpoint(created), secret: created.secret });
     },
@@ -61,7 +59,7 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
   app.get(
     '/v1/accounts/:id/webhooks',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:read'),
       schema: {
         summary: "List the account's webhook endpoints (never their secrets)",
         description: WHO,
@@ -71,7 +69,6 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
       },
     },
     async (req) => {
-      assertCanAccess(req.principal, req.params.id);
       const endpoints = await listWebhookEndpoints(ctx.pool, req.params.id);
       if (!endpoints) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${req.params.id} does not exist`);
       return { webhooks: endpoints.map(toEndpoint) };
@@ -81,7 +78,7 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
   app.delete(
     '/v1/accounts/:id/webhooks/:webhookId',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:manage'),
       schema: {
         summary: 'Remove a webhook endpoint: no new notification goes to it',
         description: WHO,
@@ -91,7 +88,6 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
       },
     },
     async (req) => {
-      assertCanAccess(req.principal, req.params.id);
       try {
         return toEndpoint(await deleteWebhookEndpoint(ctx.pool, req.params.id, req.params.webhookId));
       } catch (e) {
@@ -104,7 +100,7 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
   app.get(
     '/v1/accounts/:id/notifications',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:read'),
       schema: {
         summary: "The account's latest notifications, each with its deliveries (state, attempts, last error)",
         description: WHO,
@@ -114,7 +110,6 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
       },
     },
     async (req) => {
-      assertCanAccess(req.principal, req.params.id);
       const notifications = await listNotifications(ctx.pool, req.params.id, 100);
       if (notifications.length === 0 && !(await getAccount(ctx.pool, req.params.id))) {
         throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${req.params.id} does not exist`);
@@ -126,7 +121,7 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
   app.post(
     '/v1/accounts/:id/notifications/:notificationId/replay',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:manage'),
       schema: {
         summary: 'Send a notification again on each of its channels (delivered or dead alike), with a fresh count of attempts',
         description: `${WHO} The webhook-id stays the notification id, so a receiver can tell a replay from a new notification.`,
@@ -136,7 +131,6 @@ export const notificationRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
       },
     },
     async (req, reply) => {
-      assertCanAccess(req.principal, req.params.id);
       try {
         return reply.code(202).send(toNotification(await replayNotification(ctx.pool, req.params.id, req.params.notificationId, ctx.ledger.now())));
       } catch (e) {

@@ -7,7 +7,6 @@ import {
 import { loadLedgerSeq } from '@meterstream/ledger/account-state';
 import { readHistory, type HistoryPosition, type HistoryQuery, type HistoryRow } from '@meterstream/ledger/history';
 import type { Db } from '@meterstream/platform/stores/rows';
-import { assertCanAccess } from '../auth.js';
 import { csvRecord } from '../csv.js';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
@@ -91,7 +90,7 @@ export const transactionRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   app.get(
     '/v1/accounts/:id/transactions',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:read'),
       schema: {
         summary: 'Transaction history: usage and every other money movement (grants), newest first',
         description: 'One list per account: rated usage and ledger entries in the order of the ledger seq they share. '
@@ -104,7 +103,6 @@ export const transactionRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     },
     async (req) => {
       const accountId = req.params.id;
-      assertCanAccess(req.principal, accountId);
       const { limit, cursor } = req.query;
       const filter = toFilter(req.query);
       const after = cursor === undefined ? undefined : decodeCursor(cursor);
@@ -121,7 +119,7 @@ export const transactionRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
   app.get(
     '/v1/accounts/:id/transactions.csv',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:read'),
       schema: {
         summary: 'Transaction history as CSV: every row matching the filters, newest first',
         description: 'The rows and figures of GET /v1/accounts/{id}/transactions with the same `kind`, `from` and `to` filters, '
@@ -134,7 +132,6 @@ export const transactionRoutes: FastifyPluginAsyncZod<RouteContext> = async (app
     },
     async (req, reply) => {
       const accountId = req.params.id;
-      assertCanAccess(req.principal, accountId);
       const filter = toFilter(req.query);
       await assertAccountExists(ctx.pool, accountId);
       return reply

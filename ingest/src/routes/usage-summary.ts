@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { formatMicros, SERIES_DAYS, SUMMARY_DAYS, UsageSummary, UsageSummaryRequest } from '@meterstream/schemas';
 import { getAccount } from '@meterstream/platform/stores/accounts';
-import { dailyUsage, type DailyUsage } from '@meterstream/platform/stores/usage-analytics';
-import { assertCanAccess } from '../auth.js';
+import { dailyUsage, workspaceUsage, type DailyUsage, type WorkspaceUsage } from '@meterstream/platform/stores/usage-analytics';
+import { workspacesById, type WorkspaceRecord } from '@meterstream/platform/stores/workspaces';
 import { NO_SINK_CLICKHOUSE } from '../config.js';
 import { ApiError, errorResponses } from '../errors.js';
 import type { RouteContext } from './context.js';
@@ -39,11 +39,24 @@ function summarize(rows: readonly DailyUsage[], todayMs: number) {
   };
 }
 
+/** The per-workspace breakdown, named from Postgres (deleted workspaces included), highest amount first. */
+function byWorkspace(rows: readonly WorkspaceUsage[], named: ReadonlyMap<string, WorkspaceRecord>) {
+  return [...rows]
+    .sort((a, b) => (a.amount === b.amount ? a.workspace_id.localeCompare(b.workspace_id) : a.amount > b.amount ? -1 : 1))
+    .map((r) => {
+      const w = r.workspace_id === '' ? undefined : named.get(r.workspace_id);
+      return {
+        workspace_id: r.workspace_id === '' ? null : r.workspace_id, name: w?.name ?? null, deleted: w?.deletedAt != null,
+        events: Number(r.events), amount: formatMicros(r.amount),
+      };
+    });
+}
+
 export const usageSummaryRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   app.post(
     '/v1/credits/projections/usage-summary',
     {
-      onRequest: ctx.keys.authenticate,
+      onRequest: ctx.keys.allow('billing:read', { account: 'handler' }),
       schema: {
         summary: `${SUMMARY_DAYS}-day usage totals, per-product breakdown and a ${SERIES_DAYS}-day daily series`,
         tags: ['usage'],
@@ -53,15 +66,17 @@ export const usageSummaryRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
     },
     async (req) => {
       const accountId = req.body.account_id;
-      assertCanAccess(req.principal, accountId);
+      await ctx.keys.assertAccount(req, accountId);
       if (!ctx.ch) throw new ApiError(503, 'CLICKHOUSE_NOT_CONFIGURED', `usage summaries are not available from this process: ${NO_SINK_CLICKHOUSE}`);
       const currency = (await getAccount(ctx.pool, accountId))?.currency;
       if (!currency) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${accountId} does not exist`);
 
       const today = Math.floor(ctx.ledger.now() / DAY_MS) * DAY_MS;
       const period = { from: isoDay(today - (SUMMARY_DAYS - 1) * DAY_MS), to: isoDay(today) };
-      const rows = await dailyUsage(ctx.ch, ctx.chDatabase, { account: accountId, currency, ...period });
-      return { account_id: accountId, currency, period, ...summarize(rows, today) };
+      const params = { account: accountId, currency, ...period };
+      const [rows, workspaces] = await Promise.all([dailyUsage(ctx.ch, ctx.chDatabase, params), workspaceUsage(ctx.ch, ctx.chDatabase, params)]);
+      const named = await workspacesById(ctx.pool, accountId, workspaces.map((w) => w.workspace_id).filter((id) => id !== ''));
+      return { account_id: accountId, currency, period, ...summarize(rows, today), workspaces: byWorkspace(workspaces, named) };
     },
   );
 };

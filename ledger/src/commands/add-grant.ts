@@ -3,7 +3,7 @@ import type { PoolClient } from '@meterstream/platform/postgres';
 import { formatMicros, toMicros, type Grant, type GrantInput, type GrantKind } from '@meterstream/schemas';
 import { balanceAt, compareBurnOrder, loadAccountStates, type AccountState } from '../account-state.js';
 import { findEntry, IdempotencyConflictError, markEntriesPublished, publishEntries, recordEntries } from '../entries.js';
-import { recordNotifications } from '../outbox.js';
+import { recordAlerts, recordNotifications } from '../outbox.js';
 import type { Command, WriteOrder } from '../write-order.js';
 
 export { IdempotencyConflictError };
@@ -116,6 +116,8 @@ export function addGrantCommand(order: WriteOrder, { accountId, input, idempoten
         overdraft_paid: paidOff, balance_after: balanceAt(next, nowMs), idempotency_key: idempotencyKey, request_hash: requestHash(terms),
       }]);
       next.ledgerSeq = BigInt(entry!.seq);
+      // A grant only raises the balance: it re-arms the balance alerts it lifts the account above.
+      await recordAlerts(c, [{ before: state, after: next }], nowMs, false);
       const grant = toGrant(id, accountId, terms, remaining, createdAt);
       // Told exactly when the grant commits, once: a replayed request returned above.
       await recordNotifications(c, [{

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { PoolClient } from '@meterstream/platform/postgres';
 import { balanceAt, loadAccountStates, type AccountState } from '../account-state.js';
 import { markEntriesPublished, publishEntries, recordEntries, type NewLedgerEntry } from '../entries.js';
+import { recordAlerts } from '../outbox.js';
 import type { WriteOrder } from '../write-order.js';
 
 export interface ExpiredGrants {
@@ -76,6 +77,8 @@ export async function expireGrants(
         for (const state of next) {
           state.ledgerSeq = BigInt(Math.max(...recorded.filter((e) => e.account_id === state.id).map((e) => e.seq)));
         }
+        // Credits leaving may take a balance under its alert thresholds.
+        await recordAlerts(c, next.map((after) => ({ before: states.get(after.id)!, after })), atMs, true);
         return {
           commit: true,
           value: done,

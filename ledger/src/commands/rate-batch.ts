@@ -7,6 +7,9 @@ import { emptyBatch, rateBatch as rateEvents, toRatedEvent, type LedgerRow, type
 import { deadLetter, deadLettersFromSource, dlqMessages, type DeadLetter, type DeadLetterCode } from '../dead-letters.js';
 import type { Send } from '../entries.js';
 import { isDataRefusal, rateIsolated } from '../isolate.js';
+import { attachHolds, captureHolds, withClosedHolds } from './capture-holds.js';
+import { triggerAutoTopUps } from './trigger-auto-top-up.js';
+import { ratedChanges, recordAlerts } from '../outbox.js';
 import { findRated, ledgerRowsFromSource, lockOffsets, writeBatch } from '../rating-store.js';
 import type { Effects, WriteOrder } from '../write-order.js';
 
@@ -90,7 +93,7 @@ export async function rateBatch(
     const rows = await ledgerRowsFromSource(c, keys, batch.topic, batch.partition, from, to);
     const dead = await deadLettersFromSource(c, batch.topic, batch.partition, from, to);
     const states = await loadAccountStates(c, [...new Set(rows.map((r) => r.row.accountId))], { forUpdate: false, nowMs: order.now() });
-    return { rows, dead, states: [...states.values()] };
+    return { rows, dead, states: withClosedHolds([...states.values()], rows.map((r) => r.row)) };
   }
 
   async function publish(send: Send, p: Publication, republished: Publication): Promise<void> {
@@ -136,18 +139,20 @@ export async function rateBatch(
       return s ? [[e.event.product, s.currency] as [string, Currency]] : [];
     }));
     const already = await findRated(c, events.map((e) => ({ account: e.event.account_id, event: e.event.id })));
+    // Events naming a hold are charged at most the hold (capture-holds.ts).
+    const gated = await attachHolds(c, events);
     const src = { groupId: batch.groupId, topic: batch.topic, partition: batch.partition, nextOffset: batch.end.toString() };
     const byOffset = new Map(batch.messages.map((m) => [m.offset, m]));
     const eventAt = new Map(events.map((e) => [e.offset, e.event]));
     const letter = (offset: string, code: DeadLetterCode, reason: string) => deadLetter(byOffset.get(offset)!, code, reason, eventAt.get(offset));
     let charged: { rows: LedgerRow[]; duplicates: number; changed: Map<string, AccountState> };
     if (!isolate) {
-      const whole = rateEvents(events, states, prices.lookup, already);
+      const whole = rateEvents(gated.events, states, prices.lookup, already);
       dead.push(...whole.rejected.map((r) => letter(r.offset, r.code, r.message)));
       await writeBatch(c, whole, dead, src, batch.ratedAt);
       charged = whole;
     } else {
-      const sliced = await rateIsolated(c, events, states, prices.lookup, already, (b) => writeBatch(c, b, [], src, batch.ratedAt));
+      const sliced = await rateIsolated(c, gated.events, states, prices.lookup, already, (b) => writeBatch(c, b, [], src, batch.ratedAt));
       dead.push(
         ...sliced.rejected.map((r) => letter(r.offset, r.code, r.message)),
         ...sliced.refused.map((r) => letter(r.offset, 'DB_REFUSED', r.reason)),
@@ -155,7 +160,16 @@ export async function rateBatch(
       await writeBatch(c, emptyBatch(), dead, src, batch.ratedAt);
       charged = sliced;
     }
-    const changed = [...charged.changed.values()];
+    // Alerts crossed by the batch (balance low or zero, spend thresholds), judged from the states
+    // locked above: no query unless one fired or re-armed, then one for the whole batch.
+    const changes = ratedChanges(states, charged.changed, charged.rows);
+    await recordAlerts(c, changes, order.now(), true);
+    // Automatic top-ups for the balances the batch took to their threshold: the same judgement
+    // from the locked states, no statement unless one crossed; Stripe is called after the commit.
+    await triggerAutoTopUps(c, changes, order.now());
+    await captureHolds(c, charged.rows, gated.holds, order.now());
+    // An account also republished keeps the holds its republished rows close.
+    const changed = withClosedHolds([...charged.changed.values()], [...republished.rows.map((r) => r.row), ...charged.rows]);
     const committed: Publication = { rows: charged.rows.map((row) => ({ row, ratedAt: batch.ratedAt })), dead, states: changed };
     return {
       commit: true,

@@ -1,8 +1,13 @@
 /**
- * Calendar months in UTC, as 'YYYY-MM': the periods allowances are granted for. Pure.
+ * Calendar months in UTC, as 'YYYY-MM', and the billing periods built on them: the periods
+ * allowances and add-ons are granted and charged for. Pure.
  *
- * "Rolls over for R months": the allowance of month M can be used during M and the R months after
- * it, and expires at the start of month M+1+R, 00:00 UTC. With R = 2 the January allowance is
+ * An account's period starts on its billing anchor day D (1..28) of each month, 00:00 UTC, and
+ * runs to day D of the next month; it is named by the month it starts in, so with D = 1 periods
+ * are calendar months and keep the names they always had.
+ *
+ * "Rolls over for R months": the allowance of period P can be used during P and the R periods after
+ * it, and expires at the start of period P+1+R. With R = 2 and D = 1 the January allowance is
  * usable in January, February and March and expires on April 1st 00:00 UTC.
  */
 
@@ -33,8 +38,38 @@ export function monthStart(month: string): number {
   return Date.UTC(year, index, 1);
 }
 
-/** When the allowance of `month` expires: the start of month + 1 + rolloverMonths. */
-export const allowanceExpiry = (month: string, rolloverMonths: number): number => monthStart(addMonths(month, 1 + rolloverMonths));
+export class InvalidAnchorDayError extends Error {
+  override readonly name = 'InvalidAnchorDayError';
+}
+
+/** 28 at most: every month has the day, so a period is never shorter than its month's name says. */
+export const MAX_ANCHOR_DAY = 28;
+
+function checkAnchor(anchorDay: number): number {
+  if (!Number.isInteger(anchorDay) || anchorDay < 1 || anchorDay > MAX_ANCHOR_DAY) {
+    throw new InvalidAnchorDayError(`a billing anchor day is an integer from 1 to ${MAX_ANCHOR_DAY}, not ${anchorDay}`);
+  }
+  return anchorDay;
+}
+
+/** When the period named `period` starts: day `anchorDay` of that month, 00:00 UTC, epoch ms. */
+export function periodStart(period: string, anchorDay: number): number {
+  const { year, index } = parts(period);
+  return Date.UTC(year, index, checkAnchor(anchorDay));
+}
+
+/** The period an instant falls in: its month from the anchor day on, else the month before. */
+export function periodAt(ms: number, anchorDay: number): string {
+  const month = monthAt(ms);
+  return ms >= periodStart(month, anchorDay) ? month : addMonths(month, -1);
+}
+
+/** The start of the period after the one `ms` falls in: where a plan change takes effect. */
+export const nextPeriodStart = (ms: number, anchorDay: number): number => periodStart(addMonths(periodAt(ms, anchorDay), 1), anchorDay);
+
+/** When the allowance of `period` expires: the start of period + 1 + rolloverMonths. */
+export const allowanceExpiry = (period: string, rolloverMonths: number, anchorDay = 1): number =>
+  periodStart(addMonths(period, 1 + rolloverMonths), anchorDay);
 
 /** Every month from `from` to `to`, both included, oldest first; empty when `from` is after `to`. */
 export function monthsFromTo(from: string, to: string): string[] {

@@ -1,12 +1,15 @@
 import { formatMicros, INT64_MAX, MAX_MONEY_MICROS, type RatedEvent, type UsageEvent } from '@meterstream/schemas';
 import { balanceAt, monthOf, type AccountState } from '../account-state.js';
 import { burn, usableAt, type GrantTake } from './burn.js';
+import { captureCharge } from './holds.js';
 import { price, type PriceLookup } from './price.js';
 
 export interface SourceEvent {
   offset: string;
   event: UsageEvent;
   eventMs: number;
+  /** The hold the event names (hold_id), as the batch found it: the event is charged at most `cap`. */
+  hold?: { id: string; accountId: string; cap: bigint };
 }
 
 /** One rated event as the ledger stores it; usage.rated messages are built from this alone. */
@@ -16,6 +19,10 @@ export interface LedgerRow {
   product: string;
   quantity: bigint;
   properties: Record<string, string> | undefined;
+  /** The hold the event captured: amount is at most the hold's. */
+  holdId?: string;
+  /** The workspace the event named, if any. */
+  workspaceId: string | undefined;
   currency: RatedEvent['currency'];
   eventMs: number;
   offset: string;
@@ -87,6 +94,8 @@ export function rateBatch(
 ): RatedBatch {
   const out = emptyBatch();
   const seen = new Set<string>();
+  // A hold is captured once: a second event naming it is charged nothing (its call never got a hold).
+  const captured = new Set<string>();
   for (const src of events) {
     const e = src.event;
     const key = eventKey(e.account_id, e.id);
@@ -104,7 +113,8 @@ export function rateBatch(
       out.rejected.push({ offset: src.offset, code: 'UNKNOWN_PRODUCT', message: `no ${state.currency} price for product ${e.product}` });
       continue;
     }
-    const amount = price(e.quantity, entry);
+    const hold = src.hold?.accountId === e.account_id ? src.hold : undefined;
+    const amount = hold ? captureCharge(price(e.quantity, entry), captured.has(hold.id) ? 0n : hold.cap) : price(e.quantity, entry);
     // The month a postpaid account's uncovered usage accrues to.
     const month = state.billingMode === 'postpaid' ? monthOf(src.eventMs) : undefined;
     const problem = amountProblem(amount, state, src.eventMs, month, out.postpaid);
@@ -113,6 +123,7 @@ export function rateBatch(
       continue;
     }
     seen.add(key);
+    if (hold) captured.add(hold.id);
     const { takes, postpaid, overdraft, next } = burn(state, amount, src.eventMs);
     if (postpaid > 0n) {
       const k = `${state.id}\u0000${month}`;
@@ -120,7 +131,8 @@ export function rateBatch(
     }
     out.changed.set(state.id, next);
     out.rows.push({
-      accountId: e.account_id, eventId: e.id, product: e.product, quantity: e.quantity, properties: e.properties,
+      accountId: e.account_id, eventId: e.id, product: e.product, quantity: e.quantity, properties: e.properties, workspaceId: e.workspace_id,
+      ...(hold ? { holdId: hold.id } : {}),
       currency: state.currency, eventMs: src.eventMs, offset: src.offset, seq: next.ledgerSeq,
       unit: entry.unit, unitPrice: entry.unitPrice, per: entry.per,
       amount, fromGrants: amount - postpaid - overdraft, postpaid, overdraft, takes,
@@ -164,5 +176,7 @@ export function toRatedEvent(row: LedgerRow, ratedAt: string): RatedEvent {
     timestamp: new Date(row.eventMs).toISOString(),
     rated_at: ratedAt,
     ...(row.properties ? { properties: row.properties } : {}),
+    ...(row.workspaceId ? { workspace_id: row.workspaceId } : {}),
+    ...(row.holdId ? { hold_id: row.holdId } : {}),
   };
 }

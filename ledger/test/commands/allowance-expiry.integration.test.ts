@@ -111,7 +111,7 @@ describe('monthly allowance, rollover and expiry', () => {
     ]);
     // Between them the two reruns granted only what the crashed run had not, once.
     expect([...a.granted, ...b.granted]).toEqual([{ accountId: accounts[2], month: '2031-01' }]);
-    expect(await grantAllowances(stack.ledger, { now, accounts })).toEqual({ granted: [], replayed: 0 });
+    expect(await grantAllowances(stack.ledger, { now, accounts })).toEqual({ granted: [], replayed: 0, switched: [] });
     expect(await granted()).toEqual(accounts.map((account_id) => ({ account_id, n: 1n })));
     const states = await loadAccountStates(stack.pool, accounts, { forUpdate: false, nowMs: now });
     expect(accounts.map((id) => balanceAt(states.get(id)!, now))).toEqual(accounts.map(() => toMicros('10')));

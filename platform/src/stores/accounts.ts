@@ -14,7 +14,8 @@ export class AccountNotFoundError extends Error {
 
 export interface AccountRecord {
   id: string;
-  email: string;
+  /** null: provisioned on a tenant's first use (migration 015), nobody signed up. */
+  email: string | null;
   currency: Currency;
   billingMode: BillingMode;
   planId: string;
@@ -36,7 +37,7 @@ export interface NewAccount {
 /** A row of accounts as pg returns it, parsed into the domain type. */
 export const AccountRow = z
   .object({
-    id: z.string(), email: z.string(), currency: Currency, billing_mode: BillingMode, plan_id: z.string(), created_at: z.date(), closed_at: z.date().nullable(),
+    id: z.string(), email: z.string().nullable(), currency: Currency, billing_mode: BillingMode, plan_id: z.string(), created_at: z.date(), closed_at: z.date().nullable(),
   })
   .transform((r): AccountRecord => ({
     id: r.id, email: r.email, currency: r.currency, billingMode: r.billing_mode, planId: r.plan_id, createdAt: r.created_at, closedAt: r.closed_at,

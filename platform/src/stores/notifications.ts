@@ -4,7 +4,8 @@ import { queryRows, type Db } from './rows.js';
 
 /**
  * The delivery side of the notifications outbox (migration 009). Notifications are written by the
- * ledger commands (ledger/src/outbox.ts) inside their transaction; here the worker claims what is
+ * ledger commands (ledger/src/outbox.ts) inside their transaction; here the worker (run by the
+ * scheduler, ledger/src/notifications/worker.ts) claims what is
  * due, records each attempt, and the replay route sends one again. Every time is the worker's
  * clock (`nowMs`), so tests move through backoffs without waiting.
  */
@@ -77,12 +78,14 @@ const at = (ms: number) => new Date(ms).toISOString();
  */
 export async function claimDueDeliveries(
   db: Db,
-  o: { nowMs: number; leaseMs: number; limit: number; channels: readonly NotificationChannel[] },
+  /** accounts: only theirs (tests, which share one database). */
+  o: { nowMs: number; leaseMs: number; limit: number; channels: readonly NotificationChannel[]; accounts?: readonly string[] },
 ): Promise<ClaimedDelivery[]> {
   return queryRows(db, 'notification_deliveries', ClaimedRow,
     `WITH due AS (
        SELECT notification_id, channel, target FROM notification_deliveries
         WHERE state = 'pending' AND next_attempt_at <= $1 AND channel = ANY($4::text[])
+          AND ($5::text[] IS NULL OR notification_id IN (SELECT id FROM notifications_outbox WHERE account_id = ANY($5::text[])))
         ORDER BY next_attempt_at LIMIT $3
         FOR UPDATE SKIP LOCKED
      )
@@ -92,7 +95,7 @@ export async function claimDueDeliveries(
        LEFT JOIN webhook_endpoints e ON due.channel = 'webhook' AND e.id = due.target
       WHERE (d.notification_id, d.channel, d.target) = (due.notification_id, due.channel, due.target)
      RETURNING d.notification_id, d.channel, d.target, o.account_id, o.payload, d.attempts, e.url, e.secret`,
-    [at(o.nowMs), at(o.nowMs + o.leaseMs), o.limit, o.channels]);
+    [at(o.nowMs), at(o.nowMs + o.leaseMs), o.limit, o.channels, o.accounts ?? null]);
 }
 
 const KEY = '(notification_id, channel, target) = ($1, $2, $3)';
@@ -147,9 +150,14 @@ export async function listNotifications(db: Db, accountId: string, limit: number
  * asks for it again): each delivery is pending and due at nowMs with a fresh count of attempts.
  */
 export async function replayNotification(db: Db, accountId: string, id: string, nowMs: number): Promise<NotificationRecord> {
+  // The scheduler's delivery job wakes on notifications_due (migration 014), as for a new notification.
   await db.query(
-    `UPDATE notification_deliveries d SET state = 'pending', attempts = 0, next_attempt_at = $3, last_error = NULL, delivered_at = NULL
-       FROM notifications_outbox o WHERE o.id = d.notification_id AND o.account_id = $1 AND o.id = $2`,
+    `WITH replayed AS (
+       UPDATE notification_deliveries d SET state = 'pending', attempts = 0, next_attempt_at = $3, last_error = NULL, delivered_at = NULL
+         FROM notifications_outbox o WHERE o.id = d.notification_id AND o.account_id = $1 AND o.id = $2
+       RETURNING 1
+     )
+     SELECT pg_notify('notifications_due', '') FROM (SELECT 1 FROM replayed LIMIT 1) r`,
     [accountId, id, at(nowMs)]);
   const n = await getNotification(db, accountId, id);
   if (!n) throw new NotificationNotFoundError(`account ${accountId} has no notification ${id}`);

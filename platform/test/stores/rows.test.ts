@@ -21,10 +21,11 @@ describe('store rows parsed into domain types', () => {
       { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', createdAt: at, closedAt: null },
       { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', createdAt: at, closedAt: at },
     ]);
-    const key = { id: `key_${'0a'.repeat(12)}`, account_id: 'a1', created_at: at };
+    const key = { id: `key_${'0a'.repeat(12)}`, kind: 'member', account_id: 'a1', tenant_id: null, member_id: `mem_${'0b'.repeat(12)}`, role: 'billing', created_at: at };
+    const record = { id: key.id, kind: 'member', accountId: 'a1', tenantId: null, memberId: key.member_id, role: 'billing', createdAt: at };
     expect(parseRows('api_keys', ApiKeyRow, [{ ...key, revoked_at: null }, { ...key, revoked_at: at }])).toEqual([
-      { id: key.id, accountId: 'a1', createdAt: at, revokedAt: null },
-      { id: key.id, accountId: 'a1', createdAt: at, revokedAt: at },
+      { ...record, revokedAt: null },
+      { ...record, revokedAt: at },
     ]);
   });
 
@@ -43,7 +44,7 @@ describe('store rows parsed into domain types', () => {
   });
 
   it('refuses a key row whose id is not a key id', () => {
-    expect(() => parseRows('api_keys', ApiKeyRow, [{ id: 'k1', account_id: 'a1', created_at: at, revoked_at: null }]))
+    expect(() => parseRows('api_keys', ApiKeyRow, [{ id: 'k1', kind: 'service', account_id: 'a1', tenant_id: null, member_id: null, role: null, created_at: at, revoked_at: null }]))
       .toThrow('api_keys row 0: id:');
   });
 });

@@ -14,6 +14,7 @@ export const AccountInput = z.object({
 export type AccountInput = z.infer<typeof AccountInput>;
 
 export const Account = AccountInput.extend({
+  email: z.string().nullable().describe('null: provisioned by a tenant\'s first billable use (no signup, no signup gift)'),
   id: z.string(),
   plan_id: z.string(),
   created_at: z.string(),
@@ -66,5 +67,11 @@ export const Balance = z.object({
   })),
   ledger_seq: z.number().int(),
   source: z.enum(['redis', 'postgres']),
+  held: MoneyString.describe('the open holds of the spend gate (POST /v1/authorize) not yet captured, released or expired'),
+  spendable: SignedMoneyString.describe('balance minus held: what further holds can draw on'),
+  spent_this_month: MoneyString.nullable()
+    .describe("usage charged this month (UTC, by the events' own time): what the spending alert and the allowed limit count (GET .../limits); null when Postgres is unreachable and the balance came from Redis"),
+  pending_top_ups: z.array(z.object({ id: z.string(), amount: MoneyString, created_at: z.string(), checkout_url: z.string().nullable() }))
+    .nullable().describe('Checkout top-ups not paid yet, oldest first (seed 003); null when Postgres is unreachable and the balance came from Redis'),
 });
 export type Balance = z.infer<typeof Balance>;

@@ -9,7 +9,7 @@ import { Currency, Id, IsoTimestamp, MoneyString, SignedMoneyString, StorableStr
  * (platform/test/enums-match-sql.test.ts compares the two); ClickHouse stores the kind as text
  * and the transactions list offers every kind as a filter, so neither needs more.
  */
-export const LedgerEntryKind = z.enum(['grant', 'expiry', 'addon', 'adjustment', 'plan_change']);
+export const LedgerEntryKind = z.enum(['grant', 'expiry', 'addon', 'adjustment', 'plan_change', 'payment', 'suspension', 'reinstatement', 'refund']);
 export type LedgerEntryKind = z.infer<typeof LedgerEntryKind>;
 
 /**

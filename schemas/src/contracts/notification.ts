@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AccountParams, GrantKind } from './account.js';
 import { Currency, SignedMoneyString } from './common.js';
+import { AutoTopUpActionRequired, AutoTopUpFailed, PaymentRefunded } from './auto-top-up.js';
 
 /**
  * What a notification tells; each trigger adds its type here, its data below and the type to the
@@ -9,6 +10,8 @@ import { Currency, SignedMoneyString } from './common.js';
 export const NotificationType = z.enum([
   'credits.granted', 'balance.low', 'balance.zero', 'spend.alert_threshold', 'spend.limit_reached', 'gift.expiring',
   'addon.deducted', 'addon.suspended', 'plan.changed',
+  'invoice.paid', 'invoice.payment_failed', 'account.suspended', 'account.reinstated',
+  'auto_top_up.failed', 'auto_top_up.action_required', 'payment.refunded',
 ]);
 export type NotificationType = z.infer<typeof NotificationType>;
 
@@ -76,6 +79,26 @@ export const PlanChanged = z.object({
   effective_at: z.string(),
 });
 
+/** data of invoice.paid and invoice.payment_failed: the month's invoice and what was charged. */
+export const InvoiceCharged = z.object({
+  account_id: z.string(),
+  invoice_id: z.string(),
+  number: z.string().nullable().describe('the invoice number, e.g. MS-000042'),
+  month: z.string().describe('YYYY-MM, the month invoiced'),
+  currency: Currency,
+  amount_due: SignedMoneyString,
+  due_at: z.string().describe('unpaid by then, API access is suspended'),
+});
+
+/** data of account.suspended (an invoice unpaid 7 days after its date) and account.reinstated (it was paid). */
+export const AccountSuspension = z.object({
+  account_id: z.string(),
+  invoice_id: z.string().describe('the invoice that caused it'),
+  month: z.string().describe('YYYY-MM, the month invoiced'),
+  currency: Currency,
+  amount_due: SignedMoneyString,
+});
+
 const payload = <T extends NotificationType, D extends z.ZodType>(type: T, data: D) =>
   z.object({ type: z.literal(type), timestamp: z.string().describe('when the change happened (ISO 8601)'), data });
 
@@ -90,6 +113,13 @@ export const NotificationPayload = z.discriminatedUnion('type', [
   payload('addon.deducted', AddonCharged),
   payload('addon.suspended', AddonCharged),
   payload('plan.changed', PlanChanged),
+  payload('invoice.paid', InvoiceCharged),
+  payload('invoice.payment_failed', InvoiceCharged),
+  payload('account.suspended', AccountSuspension),
+  payload('account.reinstated', AccountSuspension),
+  payload('auto_top_up.failed', AutoTopUpFailed),
+  payload('auto_top_up.action_required', AutoTopUpActionRequired),
+  payload('payment.refunded', PaymentRefunded),
 ]);
 export type NotificationPayload = z.infer<typeof NotificationPayload>;
 

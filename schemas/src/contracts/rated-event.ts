@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { Currency, Id, IsoTimestamp, MoneyString, SignedMoneyString } from './common.js';
 import { GrantKind } from './account.js';
 import { Unit } from './price.js';
+import { WorkspaceId } from './workspace.js';
+import { HoldId } from './hold.js';
 
 /** What the rater publishes on usage.rated once the charge is committed in Postgres. */
 export const RatedEvent = z.object({
@@ -22,5 +24,7 @@ export const RatedEvent = z.object({
   timestamp: IsoTimestamp,
   rated_at: IsoTimestamp,
   properties: z.record(z.string(), z.string()).optional(),
+  workspace_id: WorkspaceId.optional(),
+  hold_id: HoldId.optional().describe('the hold the event captured: amount is at most the hold'),
 });
 export type RatedEvent = z.infer<typeof RatedEvent>;

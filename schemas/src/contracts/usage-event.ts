@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { formatMicros, MAX_QUANTITY_MICROS } from '../money.js';
 import { Id, IsoTimestamp, Properties, Quantity } from './common.js';
+import { WorkspaceId } from './workspace.js';
+import { HoldId } from './hold.js';
 
 /**
  * A usage event as producers send it (HTTP or straight to Kafka). Keys it does not name are
@@ -13,6 +15,8 @@ export const UsageEvent = z.object({
   quantity: Quantity.describe(`non-negative, at most 6 decimal places, at most ${formatMicros(MAX_QUANTITY_MICROS)}`),
   timestamp: IsoTimestamp,
   properties: Properties.optional(),
+  workspace_id: WorkspaceId.optional().describe('the account\'s workspace the usage belongs to, for the per-workspace breakdown (POST /v1/accounts/{id}/workspaces)'),
+  hold_id: HoldId.optional().describe('the hold POST /v1/authorize returned for this call: the event captures it and is charged at most its amount'),
 });
 export type UsageEventInput = z.input<typeof UsageEvent>;
 /** quantity is bigint micro-units of the product's unit. */

@@ -19,5 +19,14 @@ export const UsageSummary = z.object({
   daily: z
     .array(z.object({ date: IsoDate, events: z.number().int(), amount: MoneyString }))
     .describe(`the last ${SERIES_DAYS} UTC days, oldest first, days without usage included as zero`),
+  workspaces: z
+    .array(z.object({
+      workspace_id: z.string().nullable().describe('null: the events that named no workspace'),
+      name: z.string().nullable().describe('null for no workspace, or an id that is not one of the account\'s workspaces'),
+      deleted: z.boolean().describe('the workspace was deleted: its usage stays'),
+      events: z.number().int(),
+      amount: MoneyString,
+    }))
+    .describe('period totals per workspace (events name theirs in workspace_id), highest amount first; they add up to totals'),
 });
 export type UsageSummary = z.infer<typeof UsageSummary>;

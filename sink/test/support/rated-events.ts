@@ -39,6 +39,7 @@ export function ratedEvent(i: number, accounts: readonly string[], over: Partial
     timestamp: new Date(t).toISOString(),
     rated_at: new Date(t + 1_234).toISOString(),
     ...(i % 3 === 0 ? { properties: { region: `r${i % 2}` } } : {}),
+    ...(i % 4 === 1 ? { workspace_id: `ws_${(i % 5).toString().padStart(24, '0')}` } : {}),
     ...over,
   });
 }

@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import type { Logger } from '@meterstream/platform/logger';
 import type { Pool } from '@meterstream/platform/postgres';
 import { backoffDelay } from '@meterstream/platform/backoff';
@@ -15,8 +16,6 @@ export interface DeliverySettings {
   retryInitialMs: number;
   retryMaxMs: number;
   webhookTimeoutMs: number;
-  /** How often start()'s loop looks for due deliveries. */
-  pollMs: number;
   /** Most deliveries one round claims. */
   batch: number;
 }
@@ -28,30 +27,30 @@ export interface NotificationWorkerDeps {
   /** null: email disabled (SMTP_URL unset); email deliveries stay pending until a worker with SMTP runs. */
   mailer: Mailer | null;
   now?: () => number;
+  /** Only these accounts' deliveries (tests, which share one database); all by default. */
+  accounts?: readonly string[];
 }
 
 export interface RoundResult {
+  claimed: number;
   delivered: number;
   retrying: number;
   dead: number;
 }
 
 /**
- * Delivers the notifications outbox: each round claims the due deliveries (SKIP LOCKED, leased, so
- * any number of workers share the work), sends them side by side outside any transaction and
- * records each attempt: delivered, retried after an exponential backoff, or dead after
- * maxAttempts. Delivery is at least once: a crash between the send and its record sends again
- * with the same webhook-id.
+ * Delivers the notifications outbox, run by the scheduler (scheduler.ts, job notifications): each
+ * round claims the due deliveries (SKIP LOCKED, leased, so any number of schedulers share the
+ * work), sends them side by side outside any transaction and records each attempt: delivered,
+ * retried after an exponential backoff, or dead after maxAttempts. Delivery is at least once: a
+ * crash between the send and its record sends again with the same webhook-id.
  */
 export class NotificationWorker {
   private readonly now: () => number;
   private readonly channels: readonly NotificationChannel[];
-  private timer: NodeJS.Timeout | undefined;
-  private round: Promise<unknown> = Promise.resolve();
-  private stopped = false;
 
   constructor(private readonly deps: NotificationWorkerDeps) {
-    this.now = deps.now ?? Date.now;
+    this.now = deps.now ?? systemClock.now;
     this.channels = deps.mailer ? ['webhook', 'email'] : ['webhook'];
   }
 
@@ -60,8 +59,10 @@ export class NotificationWorker {
     const { settings: s, pool } = this.deps;
     const nowMs = this.now();
     // The lease outlasts a send's timeout, so a slow send is not claimed twice.
-    const claimed = await claimDueDeliveries(pool, { nowMs, leaseMs: s.webhookTimeoutMs * 2, limit: s.batch, channels: this.channels });
-    const result: RoundResult = { delivered: 0, retrying: 0, dead: 0 };
+    const claimed = await claimDueDeliveries(pool, {
+      nowMs, leaseMs: s.webhookTimeoutMs * 2, limit: s.batch, channels: this.channels, ...(this.deps.accounts ? { accounts: this.deps.accounts } : {}),
+    });
+    const result: RoundResult = { claimed: claimed.length, delivered: 0, retrying: 0, dead: 0 };
     await Promise.all(claimed.map(async (d) => {
       try {
         await this.send(d, nowMs);
@@ -79,8 +80,18 @@ export class NotificationWorker {
         }, retryAtMs === null ? 'notification delivery dead after its last attempt (replay sends it again)' : 'notification delivery failed; retrying');
       }
     }));
-    if (claimed.length > 0) this.deps.log.info({ claimed: claimed.length, ...result }, 'notification delivery round');
+    if (claimed.length > 0) this.deps.log.info({ ...result }, 'notification delivery round');
     return result;
+  }
+
+  /** Rounds until one finds less than a full batch due: everything due now has had its attempt. */
+  async drain(): Promise<RoundResult> {
+    const total: RoundResult = { claimed: 0, delivered: 0, retrying: 0, dead: 0 };
+    for (;;) {
+      const r = await this.runOnce();
+      for (const k of ['claimed', 'delivered', 'retrying', 'dead'] as const) total[k] += r[k];
+      if (r.claimed < this.deps.settings.batch) return total;
+    }
   }
 
   private send(d: ClaimedDelivery, nowMs: number): Promise<void> {
@@ -88,24 +99,7 @@ export class NotificationWorker {
     return sendWebhook(d, { nowMs, timeoutMs: this.deps.settings.webhookTimeoutMs });
   }
 
-  /** Polls every pollMs until stop(); a failing round (Postgres down) is logged and the next one tries again. */
-  start(): this {
-    const tick = () => {
-      this.round = this.runOnce()
-        .catch((e: unknown) => this.deps.log.warn({ err: (e as Error).message }, 'notification delivery round failed; next round retries'))
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.deps.settings.pollMs);
-        });
-    };
-    tick();
-    return this;
-  }
-
-  /** Stops polling and waits for the round in flight. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.round;
+  close(): void {
     this.deps.mailer?.close();
   }
 }

@@ -77,6 +77,67 @@ export function renderEmail(p: NotificationPayload): { subject: string; text: st
         text: `Account ${d.account_id} moves from plan ${d.from_plan} to ${d.to_plan} at ${d.effective_at}.`,
       };
     }
+    case 'invoice.paid': {
+      const d = p.data;
+      return {
+        subject: `Payment received: invoice ${d.number ?? d.invoice_id} (${d.amount_due} ${d.currency})`,
+        text: `Thank you: ${d.amount_due} ${d.currency} for the usage of ${d.month} on account ${d.account_id} were charged to your card (invoice ${d.number ?? d.invoice_id}).`,
+      };
+    }
+    case 'invoice.payment_failed': {
+      const d = p.data;
+      return {
+        subject: `Payment failed: invoice ${d.number ?? d.invoice_id} (${d.amount_due} ${d.currency})`,
+        text: [
+          `We could not charge ${d.amount_due} ${d.currency} for the usage of ${d.month} on account ${d.account_id} (invoice ${d.number ?? d.invoice_id}).`,
+          `Update your card or pay the invoice before ${d.due_at}: after that, API access is suspended until it is paid.`,
+        ].join('\n'),
+      };
+    }
+    case 'account.suspended': {
+      const d = p.data;
+      return {
+        subject: `API access suspended: invoice for ${d.month} unpaid`,
+        text: `API access of account ${d.account_id} is suspended: the invoice ${d.invoice_id} of ${d.amount_due} ${d.currency} for ${d.month} is unpaid 7 days after its date. Paying it lifts the suspension at once.`,
+      };
+    }
+    case 'account.reinstated': {
+      const d = p.data;
+      return {
+        subject: 'API access restored',
+        text: `The invoice ${d.invoice_id} of ${d.amount_due} ${d.currency} for ${d.month} is paid: API access of account ${d.account_id} is restored.`,
+      };
+    }
+    case 'auto_top_up.failed': {
+      const d = p.data;
+      return {
+        subject: `Automatic top-up of ${d.amount} ${d.currency} failed${d.disabled ? ': automatic top-ups are off' : ''}`,
+        text: [
+          `We could not charge ${d.amount} ${d.currency} to the saved card of account ${d.account_id} (${d.code}: ${d.message}).`,
+          d.disabled
+            ? `After ${d.consecutive_failures} failures in a row, automatic top-ups are turned off: update your card and turn them on again.`
+            : 'Update your card, or add credits yourself, so that billable features keep running.',
+        ].join('\n'),
+      };
+    }
+    case 'auto_top_up.action_required': {
+      const d = p.data;
+      return {
+        subject: `Automatic top-up of ${d.amount} ${d.currency}: your bank asks you to confirm it`,
+        text: `Your bank needs you to authenticate the automatic top-up of ${d.amount} ${d.currency} on account ${d.account_id}. Confirm it here: ${d.action_url}\nIt is not retried until then.`,
+      };
+    }
+    case 'payment.refunded': {
+      const d = p.data;
+      return {
+        subject: `Refund of ${d.amount_refunded} ${d.currency}`,
+        text: [
+          `${d.amount_refunded} ${d.currency} of payment ${d.payment_id} were refunded to your card; ${d.credits_reversed} ${d.currency} of its credits were taken back.`,
+          d.credits_kept === '0.000000' ? '' : `${d.credits_kept} ${d.currency} of its credits had been spent and were not refunded.`,
+          `Balance after the refund: ${d.balance_after} ${d.currency}.`,
+        ].filter(Boolean).join('\n'),
+      };
+    }
   }
 }
 

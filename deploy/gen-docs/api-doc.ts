@@ -1,0 +1,123 @@
+import { MemberRole } from '@meterstream/schemas';
+import { POLICIES, type Policy } from '../../ingest/src/auth.js';
+import { openApiDocument } from './openapi-doc.js';
+
+interface Operation {
+  summary?: string;
+  description?: string;
+  tags?: string[];
+  'x-access'?: Policy;
+}
+type OpenApi = { paths: Record<string, Record<string, Operation>> };
+
+/**
+ * The order and a line of introduction of the groups (OpenAPI tags), so that the page reads from
+ * sending usage to operating the service. A tag not listed here comes after them, by name; a
+ * route without a tag is grouped by its path's first segment after /v1.
+ */
+const GROUPS: Record<string, string> = {
+  events: 'Usage in: events are validated one by one, acknowledged by Kafka, then rated once.',
+  gate: 'The spend gate: price a call and hold its price before it runs; the usage event captures at most the hold, a release frees it.',
+  accounts: 'Accounts, credits, balance, history, limits and limit increase requests.',
+  members: 'The people of an account and their roles.',
+  keys: "An account's API keys: member keys (acting with their member's role) and service keys.",
+  workspaces: "Labels on usage; credits stay the account's.",
+  plans: 'Plans, the account\'s plan and billing period, plan changes and add-ons.',
+  payments: 'Buying credits (Stripe Checkout, automatic top-ups), saving a card, the payments, their invoices and refunds.',
+  invoices: "Postpaid accounts' monthly invoices, and the monthly and daily usage history they are made from.",
+  notifications: "Webhook endpoints and the account's notifications with their deliveries.",
+  usage: 'Usage analytics, read from ClickHouse.',
+  prices: 'The price book.',
+  tenants: 'Tenants: operators whose service keys reach the accounts of their own customers.',
+  operations: 'For the operator.',
+};
+
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
+const ALL = '✓';
+const cell = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+
+const groupOf = (path: string, op: Operation): string => op.tags?.[0] ?? path.split('/')[2] ?? path;
+
+/** The summary, else the description's first sentence (never the access sentence the document appends). */
+function what(op: Operation): string {
+  if (op.summary) return op.summary;
+  const text = (op.description ?? '').split(/\n\nAccess \(/)[0]!;
+  return /^[\s\S]*?[.!?](?=\s|$)/.exec(text)?.[0] ?? text;
+}
+
+function groupRank(group: string): [number, string] {
+  const known = Object.keys(GROUPS).indexOf(group);
+  return [known === -1 ? Object.keys(GROUPS).length : known, group];
+}
+
+/** The policies: who each admits, from the same table the routes' access hooks read (ingest/src/auth.ts). */
+function legend(): string[] {
+  const roles = MemberRole.options;
+  const rows = (Object.entries(POLICIES) as [Policy, (typeof POLICIES)[Policy]][]).map(([policy, rule]) => {
+    const admits = (yes: boolean) => (policy === 'public' || yes ? ALL : '');
+    const cells = [ALL, ...roles.map((r) => admits((rule.roles as readonly string[]).includes(r))), admits(rule.service), admits(rule.tenant)];
+    return `| \`${policy}\` | ${cells.join(' | ')} | ${cell(rule.who)} |`;
+  });
+  return [
+    '| policy | operator | ' + roles.join(' | ') + ' | account service key | tenant service key | who, in words |',
+    '|---|' + '---|'.repeat(roles.length + 4),
+    ...rows,
+  ];
+}
+
+/** docs/api.md: every route of the OpenAPI document, who may call it and what it does, grouped. */
+export async function renderApiDoc(): Promise<string> {
+  const doc = (await openApiDocument()) as OpenApi;
+  const groups = new Map<string, { method: string; path: string; op: Operation }[]>();
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      if (!METHODS.includes(method)) continue;
+      if (!op['x-access']) throw new Error(`${method.toUpperCase()} ${path} declares no access: give it onRequest: ctx.keys.allow(policy)`);
+      const group = groupOf(path, op);
+      groups.set(group, [...(groups.get(group) ?? []), { method, path, op }]);
+    }
+  }
+  const ordered = [...groups].sort(([a], [b]) => {
+    const [ra, na] = groupRank(a);
+    const [rb, nb] = groupRank(b);
+    return ra - rb || (na < nb ? -1 : na > nb ? 1 : 0);
+  });
+  const count = [...groups.values()].reduce((n, routes) => n + routes.length, 0);
+
+  const sections = ordered.flatMap(([group, routes]) => {
+    routes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : METHODS.indexOf(a.method) - METHODS.indexOf(b.method)));
+    return [
+      `## ${group.charAt(0).toUpperCase()}${group.slice(1)}`,
+      '',
+      ...(GROUPS[group] ? [GROUPS[group], ''] : []),
+      '| method | path | who may call it | what it does |',
+      '|---|---|---|---|',
+      ...routes.map(({ method, path, op }) => `| ${method.toUpperCase()} | \`${path}\` | \`${op['x-access']}\` | ${cell(what(op))} |`),
+      '',
+    ];
+  });
+
+  return [
+    '# HTTP API',
+    '',
+    '<!-- Generated by `npm run docs` from the routes of the OpenAPI document; do not edit by hand. -->',
+    '',
+    `Every route of ingest's OpenAPI document ([\`openapi.json\`](openapi.json), served at \`GET /openapi.json\`: ${count} routes),`,
+    'who may call it and what it does; the document has each route\'s request, answers and error codes. Every',
+    'route but a `public` one needs `Authorization: Bearer <api key>`: a missing, malformed, unknown or revoked key',
+    'is `401 UNAUTHORIZED`, a key the policy does not admit `403 FORBIDDEN`. Errors are always',
+    '`{"error":{"code","message"}}`.',
+    '',
+    '## Who may call what',
+    '',
+    "Each route declares one policy (`x-access` in the document; `ctx.keys.allow(policy)` in its code). The",
+    'operator (the admin key) passes every policy. Except `public`, `admin` and `any key`, a policy is about one',
+    "account: a key is admitted for its own account only, a tenant's service key for the accounts of its tenant.",
+    'Only an owner (or the operator) acts on an owner: an admin may not key, rotate, revoke, promote to owner,',
+    'demote or remove one.',
+    '',
+    ...legend(),
+    '',
+    ...sections,
+  ].join('\n');
+}
