@@ -43,6 +43,6 @@ try {
 const { config, ingest, log } = pipeline;
 log.info(
   { url: ingest.url, clickhouse: config.CLICKHOUSE_URL ?? `chDB in-process (${config.CHDB_PATH})`, kafka: config.KAFKA_BROKERS },
-  'meterstream running: ingest, rater and sink in one process',
+  'meterstream running: ingest, rater, sink, scheduler and invoicer in one process',
 );
 if (pending) stop(pending);

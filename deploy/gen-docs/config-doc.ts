@@ -4,6 +4,7 @@ import { BaseConfig } from '@meterstream/platform/config';
 import { IngestConfig } from '../../ingest/src/config.js';
 import { InvoicerConfig } from '../../invoicer/src/config.js';
 import { NotifyConfig } from '../../ledger/src/notifications/config.js';
+import { AutoTopUpConfig } from '../../ledger/src/scheduler.js';
 import { RaterConfig } from '../../rater/src/config.js';
 import { SinkConfig } from '../../sink/src/config.js';
 
@@ -12,7 +13,7 @@ import { SinkConfig } from '../../sink/src/config.js';
  * variable of BaseConfig is used by all of them (and by migrate and replay). A variable several
  * services read is described by the first of them.
  */
-const SERVICES = { ingest: IngestConfig, rater: RaterConfig, sink: SinkConfig, scheduler: NotifyConfig, invoicer: InvoicerConfig } satisfies Record<string, z.ZodObject>;
+const SERVICES = { ingest: IngestConfig, rater: RaterConfig, sink: SinkConfig, scheduler: NotifyConfig.extend(AutoTopUpConfig.shape), invoicer: InvoicerConfig } satisfies Record<string, z.ZodObject>;
 
 /**
  * Variables read by the shell scripts and the demo, which parse no zod schema. Their defaults

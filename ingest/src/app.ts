@@ -82,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         version: '0.1.0',
         description: 'Usage events in, balances and usage out. Money is an exact decimal string (at most 6 places), never a float. Every error is {"error":{"code","message"}}.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the admin key or an account key from POST /v1/accounts' } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the operator (admin) key, a member key, an account service key or a tenant service key; each route admits the callers of its x-access policy (docs/api.md)' } } },
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,

@@ -26,7 +26,7 @@ function toLimits(l: AccountLimitsRecord, spent: bigint, nowMs: number): Account
   };
 }
 
-const WHO = 'The admin key for any account; an account key for its own account only.';
+const WHO = 'Who may call it: its x-access policy (docs/api.md).';
 const ALERTS = 'Alerts fire once per crossing (README, "Notifications"): balance.low under low_balance_threshold and balance.zero at zero '
   + '(prepaid), spend.alert_threshold and spend.limit_reached once a month. Changing a setting re-arms its alert.';
 
@@ -79,10 +79,13 @@ export const limitRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx)
         if (current.billingMode !== 'postpaid') throw new ApiError(400, 'VALIDATION_ERROR', 'monthly_limit is for postpaid accounts only');
       }
       try {
-        return await answer(await setAccountLimits(ctx.pool, accountId, {
+        const limits = await setAccountLimits(ctx.pool, accountId, {
           lowBalanceThreshold: micros(b.low_balance_threshold), spendAlertThreshold: micros(b.spend_alert_threshold),
           allowedLimit: micros(b.allowed_limit), monthlyLimit: micros(b.monthly_limit),
-        }));
+        });
+        // The gate caches limits for seconds: the new ones apply from the next authorization.
+        await ctx.cache.gate.forgetConfig(accountId).catch((e: unknown) => req.log.warn({ err: e, accountId }, 'could not drop the gate config; it expires on its own'));
+        return await answer(limits);
       } catch (e) {
         if (e instanceof AccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
         if (e instanceof AlertAboveLimitError) throw new ApiError(400, 'VALIDATION_ERROR', e.message);

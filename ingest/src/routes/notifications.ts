@@ -23,7 +23,7 @@ const toNotification = (n: NotificationRecord): Notification => ({
   })),
 });
 
-const WHO = 'The admin key for any account; an account key for its own account only.';
+const WHO = 'Who may call it: its x-access policy (docs/api.md).';
 
 /**
  * Webhook endpoints and notification replay. Notifications themselves are written by the ledger
