@@ -16,6 +16,7 @@ import { envelopeServerOptions, installErrorHandlers } from './errors.js';
 import type { UsageEventProducer } from './producer-client.js';
 import { installRateLimit } from './rate-limit.js';
 import { accountRoutes } from './routes/accounts.js';
+import { adjustmentRoutes } from './routes/adjustments.js';
 import { authorizeRoutes } from './routes/authorize.js';
 import { balanceRoutes } from './routes/balance.js';
 import type { RouteContext } from './routes/context.js';
@@ -108,6 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await installRateLimit(app, { config: deps.config, redis: deps.redis, log });
   await app.register(eventRoutes, ctx);
   await app.register(accountRoutes, ctx);
+  await app.register(adjustmentRoutes, ctx);
   await app.register(balanceRoutes, ctx);
   await app.register(authorizeRoutes, ctx);
   await app.register(transactionRoutes, ctx);

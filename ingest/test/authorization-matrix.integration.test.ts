@@ -100,6 +100,10 @@ const ROUTES: Record<string, Route> = {
     access: 'admin', ok: 201,
     request: async (f) => ({ url: `/v1/accounts/${f.account.id}/grants`, payload: { kind: 'purchased', amount: '1' }, headers: { 'idempotency-key': uid('grant') } }),
   },
+  'POST /v1/accounts/{id}/adjustments': {
+    access: 'admin', ok: 201,
+    request: async (f) => ({ url: `/v1/accounts/${f.account.id}/adjustments`, payload: { amount: '1', reason: 'matrix' }, headers: { 'idempotency-key': uid('adj') } }),
+  },
   // A fresh account each call: closing the fixture's would change every row after this one.
   'DELETE /v1/accounts/{id}': { access: 'admin', ok: 200, request: async (f) => ({ url: `/v1/accounts/${await newAccount(f)}` }) },
   'GET /v1/plans': { access: 'admin', ok: 200, request: async () => ({ url: '/v1/plans' }) },

@@ -73,12 +73,19 @@ describe('monthly invoices through the API', () => {
     expect(await suspendOverdue(deps.order, { gate: t.stack.cache.gate })).toEqual([account]);
     const refused = await authorize(account);
     expect({ status: refused.statusCode, code: refused.json().error?.code }).toEqual({ status: 403, code: 'ACCOUNT_SUSPENDED' });
+    // The usage page shows why (issue 12).
+    const suspendedBalance = (await inject()('GET', `/v1/accounts/${account}/balance`, admin)).json();
+    expect(suspendedBalance.suspended).toEqual({
+      since: new Date(inv.invoiceDate.getTime() + 7 * DAY + 1).toISOString(),
+      reason: `API access suspended: invoice ${ISSUER}-000001 of 20.000000 USD for 2026-10 unpaid 7 days after its date`,
+    });
 
     // The customer pays with another card: Stripe's invoice.paid reaches the webhook.
     const delivery = await stripe.payInvoice(inv.stripeInvoiceId!);
     expect({ status: delivery.status, body: JSON.parse(delivery.body!) }).toEqual({ status: 200, body: { received: true, outcome: 'applied' } });
     expect((await stripe.deliver(delivery.event)).body).toContain('duplicate');
     expect((await authorize(account)).statusCode).toBe(200);
+    expect((await inject()('GET', `/v1/accounts/${account}/balance`, admin)).json().suspended).toBeNull();
     const types = await t.stack.pool.query<{ type: string }>('SELECT type FROM notifications_outbox WHERE account_id = $1 ORDER BY created_at', [account]);
     expect(types.rows.map((r) => r.type)).toEqual(['invoice.payment_failed', 'account.suspended', 'invoice.paid', 'account.reinstated']);
 

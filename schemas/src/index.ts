@@ -22,3 +22,4 @@ export * from './contracts/hold.js';
 export * from './contracts/payment.js';
 export * from './contracts/auto-top-up.js';
 export * from './contracts/invoice.js';
+export * from './contracts/adjustment.js';

@@ -4,12 +4,13 @@ import { balanceAt, loadSpentThisMonth, monthOf, type AccountState } from '@mete
 import { GIFT_EXPIRING_WITHIN_MS } from '@meterstream/ledger/commands/notify-expiring-gifts';
 import { pendingTopUps } from '@meterstream/platform/stores/top-ups';
 import { heldAmount } from '@meterstream/platform/stores/holds';
+import type { Pool } from '@meterstream/platform/postgres';
 import { ApiError, errorResponses, outageOf } from '../errors.js';
 import type { RouteContext } from './context.js';
 
 
 /** What the account can spend now: grants expired since the state was cached no longer count. */
-export function toBalance(state: AccountState, source: Balance['source'], nowMs: number): Omit<Balance, 'spent_this_month' | 'pending_top_ups' | 'held' | 'spendable'> {
+export function toBalance(state: AccountState, source: Balance['source'], nowMs: number): Omit<Balance, 'spent_this_month' | 'pending_top_ups' | 'held' | 'spendable' | 'suspended'> {
   const live = state.grants.filter((g) => g.expiresAt === null || g.expiresAt > nowMs);
   return {
     account_id: state.id,
@@ -32,6 +33,15 @@ export function toBalance(state: AccountState, source: Balance['source'], nowMs:
   };
 }
 
+/** Whether the account is suspended now, with the reason of its latest suspension entry (invoicer/src/dunning.ts). */
+async function suspensionOf(pool: Pool, accountId: string): Promise<Balance['suspended']> {
+  const r = await pool.query<{ suspended_at: Date | null; reason: string | null }>(
+    `SELECT a.suspended_at, (SELECT e.reason FROM ledger_entries e WHERE e.account_id = a.id AND e.kind = 'suspension' ORDER BY e.seq DESC LIMIT 1) AS reason
+     FROM accounts a WHERE a.id = $1`, [accountId]);
+  const row = r.rows[0];
+  return row?.suspended_at ? { since: row.suspended_at.toISOString(), reason: row.reason } : null;
+}
+
 export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ctx) => {
   app.get(
     '/v1/accounts/:id/balance',
@@ -50,7 +60,7 @@ export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
     async (req) => {
       const nowMs = ctx.ledger.now();
       // The month's spend is not in the cached state: a primary-key read beside it (null when Postgres is down).
-      const [found, spent, pending, held] = await Promise.all([
+      const [found, spent, pending, held, suspended] = await Promise.all([
         ctx.cache.readThrough(ctx.pool, req.params.id),
         loadSpentThisMonth(ctx.pool, req.params.id, nowMs).catch((e: unknown) => {
           if (outageOf(e)) return null;
@@ -66,12 +76,18 @@ export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
           if (outageOf(e)) return ctx.cache.gate.heldAt(req.params.id, nowMs);
           throw e;
         }),
+        // Nor is a suspension (null when Postgres is down).
+        suspensionOf(ctx.pool, req.params.id).catch((e: unknown) => {
+          if (outageOf(e)) return null;
+          throw e;
+        }),
       ]);
       if (!found) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', `account ${req.params.id} does not exist`);
       const balance = toBalance(found.state, found.source, nowMs);
       return {
         ...balance, held: formatMicros(held), spendable: formatMicros(balanceAt(found.state, nowMs) - held), spent_this_month: spent === null ? null : formatMicros(spent),
         pending_top_ups: pending && pending.map((t) => ({ id: t.id, amount: formatMicros(t.amount), created_at: t.createdAt.toISOString(), checkout_url: t.checkoutUrl })),
+        suspended,
       };
     },
   );

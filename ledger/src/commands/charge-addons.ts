@@ -33,6 +33,30 @@ export type Settled =
   | { outcome: 'suspended'; state: AccountState };
 
 /**
+ * Takes `amount` from the account inside the caller's transaction (state loaded forUpdate): the
+ * grants pay in burn order (core/burn.ts), the rest goes to the prepaid overdraft or the month's
+ * postpaid accrual. Returns the account after it; the caller records the ledger entry.
+ */
+export async function deduct(c: PoolClient, state: AccountState, amount: bigint, nowMs: number): Promise<AccountState> {
+  const charged = burn(state, amount, nowMs);
+  const next = charged.next;
+  const left = new Map(next.grants.map((g) => [g.id, g.remaining]));
+  const grants = charged.takes.map((t) => ({ id: t.grantId, remaining: (left.get(t.grantId) ?? 0n).toString() }));
+  if (grants.length > 0) {
+    await c.query('UPDATE grants g SET remaining = v.remaining FROM json_to_recordset($1::json) AS v(id text, remaining bigint) WHERE g.id = v.id',
+      [JSON.stringify(grants)]);
+  }
+  if (charged.overdraft > 0n) await c.query('UPDATE accounts SET overdraft = $2 WHERE id = $1', [state.id, next.overdraft]);
+  if (charged.postpaid > 0n) {
+    await c.query(
+      `INSERT INTO postpaid_usage (account_id, month, amount) VALUES ($1, ($2 || '-01')::date, $3)
+       ON CONFLICT (account_id, month) DO UPDATE SET amount = postpaid_usage.amount + excluded.amount`,
+      [state.id, monthOf(nowMs), charged.postpaid]);
+  }
+  return next;
+}
+
+/**
  * Settles one period of an add-on inside the caller's transaction, under the account's lock
  * (`state` loaded forUpdate): charged once per key addon:<addon>:<period>, the grants paying in
  * burn order as usage does (core/burn.ts), the rest going to the prepaid overdraft or the month's
@@ -54,21 +78,7 @@ export async function settleAddonPeriod(c: PoolClient, state: AccountState, p: A
     return { outcome: 'suspended', state };
   }
 
-  const charged = burn(state, p.price, nowMs);
-  const next = charged.next;
-  const left = new Map(next.grants.map((g) => [g.id, g.remaining]));
-  const grants = charged.takes.map((t) => ({ id: t.grantId, remaining: (left.get(t.grantId) ?? 0n).toString() }));
-  if (grants.length > 0) {
-    await c.query('UPDATE grants g SET remaining = v.remaining FROM json_to_recordset($1::json) AS v(id text, remaining bigint) WHERE g.id = v.id',
-      [JSON.stringify(grants)]);
-  }
-  if (charged.overdraft > 0n) await c.query('UPDATE accounts SET overdraft = $2 WHERE id = $1', [state.id, next.overdraft]);
-  if (charged.postpaid > 0n) {
-    await c.query(
-      `INSERT INTO postpaid_usage (account_id, month, amount) VALUES ($1, ($2 || '-01')::date, $3)
-       ON CONFLICT (account_id, month) DO UPDATE SET amount = postpaid_usage.amount + excluded.amount`,
-      [state.id, monthOf(nowMs), charged.postpaid]);
-  }
+  const next = await deduct(c, state, p.price, nowMs);
   const [entry] = await recordEntries(c, [{
     account_id: state.id, kind: 'addon', amount: -p.price, currency: state.currency, grant_id: null, overdraft_paid: 0n,
     balance_after: balanceAt(next, nowMs), reason: `add-on ${p.name} (${p.addon}) for the period ${p.period}`, idempotency_key: key,

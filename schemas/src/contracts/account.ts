@@ -73,5 +73,9 @@ export const Balance = z.object({
     .describe("usage charged this month (UTC, by the events' own time): what the spending alert and the allowed limit count (GET .../limits); null when Postgres is unreachable and the balance came from Redis"),
   pending_top_ups: z.array(z.object({ id: z.string(), amount: MoneyString, created_at: z.string(), checkout_url: z.string().nullable() }))
     .nullable().describe('Checkout top-ups not paid yet, oldest first (seed 003); null when Postgres is unreachable and the balance came from Redis'),
+  suspended: z.object({
+    since: z.string(),
+    reason: z.string().nullable().describe('why, as the suspension transaction records it (e.g. the unpaid invoice)'),
+  }).nullable().describe('set while API access is suspended (the gate refuses ACCOUNT_SUSPENDED); null otherwise, and when Postgres is unreachable and the balance came from Redis'),
 });
 export type Balance = z.infer<typeof Balance>;
