@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PoolClient } from '@meterstream/platform/postgres';
 import { getInvoice, invoiceOfStripe, type InvoiceRecord } from '@meterstream/platform/stores/invoices';
+import { recordStripeEvent } from '@meterstream/platform/stores/stripe-events';
 import { formatMicros, type LedgerEntry } from '@meterstream/schemas';
 import { balanceAt, loadAccountStates, type AccountState } from '@meterstream/ledger/account-state';
 import { markEntriesPublished, publishEntries, recordEntries } from '@meterstream/ledger/entries';
@@ -35,7 +36,20 @@ async function historyEntry(
   return entry!;
 }
 
-export type Settlement = { outcome: 'applied' | 'settled' | 'unknown'; invoice?: InvoiceRecord; reinstated?: boolean };
+export type Settlement = { outcome: 'applied' | 'settled' | 'unknown' | 'duplicate'; invoice?: InvoiceRecord; reinstated?: boolean };
+
+/**
+ * What names the invoice, and the Stripe event that says so when a webhook does: the event is
+ * recorded in the change's own transaction, so a concurrent delivery of the same event waits for
+ * it and answers duplicate.
+ */
+export interface InvoiceRef {
+  stripeInvoiceId?: string;
+  invoiceId?: string;
+  event?: { id: string; type: string };
+}
+
+const seenBefore = async (c: PoolClient, ref: InvoiceRef) => ref.event !== undefined && !(await recordStripeEvent(c, ref.event.id, ref.event.type));
 
 /**
  * Stripe says the invoice is paid (invoice.paid, or the answer to our pay call): the invoice is
@@ -44,11 +58,12 @@ export type Settlement = { outcome: 'applied' | 'settled' | 'unknown'; invoice?:
  * Applied once whichever of the webhook and the pay answer comes first.
  */
 export async function markInvoicePaid(
-  order: WriteOrder, ref: { stripeInvoiceId?: string; invoiceId?: string }, gate?: GateConfigCache,
+  order: WriteOrder, ref: InvoiceRef, gate?: GateConfigCache,
 ): Promise<Settlement> {
   const done = await order.run<Settlement>({
     name: 'invoice-paid',
     async transaction(c) {
+      if (await seenBefore(c, ref)) return { commit: false, value: { outcome: 'duplicate' } };
       const inv = await lockInvoice(c, ref);
       if (!inv) return { commit: false, value: { outcome: 'unknown' } };
       if (inv.state === 'paid') return { commit: false, value: { outcome: 'settled', invoice: inv } };
@@ -107,10 +122,11 @@ async function invoiceOfStripeOrId(c: PoolClient, id: string): Promise<InvoiceRe
  * Stripe could not charge the invoice (invoice.payment_failed, or a declined pay call): the
  * invoice is payment_failed and the account is told once what to do (pay before due_at).
  */
-export async function markPaymentFailed(order: WriteOrder, ref: { stripeInvoiceId?: string; invoiceId?: string }): Promise<Settlement> {
+export async function markPaymentFailed(order: WriteOrder, ref: InvoiceRef): Promise<Settlement> {
   return order.run<Settlement>({
     name: 'invoice-payment-failed',
     async transaction(c) {
+      if (await seenBefore(c, ref)) return { commit: false, value: { outcome: 'duplicate' } };
       const inv = await lockInvoice(c, ref);
       if (!inv) return { commit: false, value: { outcome: 'unknown' } };
       if (inv.state !== 'open' && inv.state !== 'payment_failed') return { commit: false, value: { outcome: 'settled', invoice: inv } };

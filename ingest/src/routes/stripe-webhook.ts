@@ -70,8 +70,8 @@ export const stripeWebhookRoutes: FastifyPluginAsyncZod<RouteContext> = async (a
   async function onInvoice(event: Stripe.Event): Promise<Outcome> {
     const seen = await ctx.pool.query('SELECT 1 FROM stripe_events WHERE id = $1', [event.id]);
     if (seen.rowCount !== 0) return 'duplicate';
-    const ref = { stripeInvoiceId: (event.data.object as Stripe.Invoice).id! };
-    // Recorded after it applied: a crash between the two leaves a redelivery to find the invoice settled.
+    // The event is recorded with the change (a concurrent delivery answers duplicate), and after an answer that changed nothing.
+    const ref = { stripeInvoiceId: (event.data.object as Stripe.Invoice).id!, event: { id: event.id, type: event.type } };
     const done = event.type === 'invoice.paid' ? await markInvoicePaid(ctx.ledger, ref, ctx.cache.gate) : await markPaymentFailed(ctx.ledger, ref);
     await recordStripeEvent(ctx.pool, event.id, event.type);
     return done.outcome;
