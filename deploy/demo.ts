@@ -14,6 +14,10 @@ import { autoTopUpStory, checkoutTopUp, closeMonth, saveCard } from './demo-bill
 import { newTally, throughGate } from './demo-gate.js';
 import { creditHistoryStory } from './demo-history.js';
 import { startPipeline } from './pipeline.js';
+import { formatSeconds, systemClock } from '@meterstream/platform/clock';
+
+// The wall clock, read through the injectable one like every service (the history and the invoice run move their own).
+const clock = systemClock;
 
 const ACCOUNTS = Number(process.env.DEMO_ACCOUNTS ?? 100);
 const EVENTS = Number(process.env.DEMO_EVENTS ?? 4_000);
@@ -45,13 +49,13 @@ async function api<T>(method: string, path: string, body?: unknown, key = ingest
 }
 
 for (const [product, price] of Object.entries(PRICE_LIST)) await api('PUT', `/v1/prices/${product}`, price);
-const setupStarted = performance.now();
+const setupStarted = clock.now();
 const accounts: string[] = [];
 const postpaidAccounts: string[] = [];
 for (let i = 0; i < ACCOUNTS; i++) {
   const postpaid = i % 5 === 0;
   // The default plans give each new address its $10 signup gift, valid 7 days, and postpaid accounts a $100 monthly limit.
-  const { id } = await api<{ id: string }>('POST', '/v1/accounts', { email: `demo-${i}-${Date.now()}@example.com`, currency: 'USD', billing_mode: postpaid ? 'postpaid' : 'prepaid' });
+  const { id } = await api<{ id: string }>('POST', '/v1/accounts', { email: `demo-${i}-${clock.now()}@example.com`, currency: 'USD', billing_mode: postpaid ? 'postpaid' : 'prepaid' });
   // Each grant under a key of its own: a retried request would add the credits once.
   const grant = (body: unknown, key: string) => api('POST', `/v1/accounts/${id}/grants`, body, ingestConfig.ADMIN_API_KEY, { 'idempotency-key': key });
   if (i % 3 !== 0) await grant({ kind: 'purchased', amount: '25' }, 'first-purchase');
@@ -60,17 +64,17 @@ for (let i = 0; i < ACCOUNTS; i++) {
   accounts.push(id);
   if (postpaid) postpaidAccounts.push(id);
 }
-say(`created ${accounts.length} accounts in ${((performance.now() - setupStarted) / 1000).toFixed(1)} s (every 5th postpaid, $100 monthly limit, card saved through Checkout) with a $10 signup gift, two thirds with $25 purchased credits`);
+say(`created ${accounts.length} accounts in ${formatSeconds(clock.now() - setupStarted)} (every 5th postpaid, $100 monthly limit, card saved through Checkout) with a $10 signup gift, two thirds with $25 purchased credits`);
 
 // Every call through the gate: the SDK's withCredits authorizes a hold for the call's price, runs
 // the work, captures the hold with the usage event, or releases it when the work fails.
 const client = new CreditsClient({ baseUrl: ingest.url, apiKey: ingestConfig.ADMIN_API_KEY });
 const tally = newTally();
-const started = performance.now();
-const runTag = Date.now().toString(36);
-await throughGate(client, workload({ accounts, events: EVENTS, duplicateFraction: 0, seed: Date.now() % 1e9, idPrefix: `demo-${runTag}` }), tally);
+const started = clock.now();
+const runTag = clock.now().toString(36);
+await throughGate(client, workload({ accounts, events: EVENTS, duplicateFraction: 0, seed: clock.now() % 1e9, idPrefix: `demo-${runTag}` }), tally);
 const refusals = [...tally.refused].map(([code, n]) => `${n} ${code}`).join(', ') || 'none';
-say(`${tally.calls} calls through the gate (POST /v1/authorize, then the usage event capturing the hold) in ${((performance.now() - started) / 1000).toFixed(1)} s:`);
+say(`${tally.calls} calls through the gate (POST /v1/authorize, then the usage event capturing the hold) in ${formatSeconds(clock.now() - started)}:`);
 say(`  ${tally.captured} ran and were captured; ${tally.released} failed and were released at zero cost; refused: ${refusals}${tally.errors.length ? `; ${tally.errors.length} errors (${tally.errors.slice(0, 3).join('; ')})` : ''}`);
 say(`  ${tally.paymentRequiredBy.size} prepaid accounts stopped at zero (402 PAYMENT_REQUIRED)`);
 
@@ -79,7 +83,7 @@ const mostRefused = [...tally.paymentRequiredBy].sort((a, b) => b[1] - a[1])[0]?
 for (const line of await checkoutTopUp(api, stripe, client, tally, mostRefused, '50')) say(line);
 
 say('\nautomatic top-up:');
-const { id: autoAccount } = await api<{ id: string }>('POST', '/v1/accounts', { email: `demo-auto-${Date.now()}@example.com`, currency: 'USD', billing_mode: 'prepaid' });
+const { id: autoAccount } = await api<{ id: string }>('POST', '/v1/accounts', { email: `demo-auto-${clock.now()}@example.com`, currency: 'USD', billing_mode: 'prepaid' });
 accounts.push(autoAccount);
 for (const line of await autoTopUpStory(api, stripe, client, tally, autoAccount)) say(line);
 
@@ -93,7 +97,7 @@ const limited = (await usageTotalsByAccount(pool, postpaidAccounts))[0]!.account
 const limitedNow = await api<{ spent_this_month: string; postpaid_accrued_this_month: string }>('GET', `/v1/accounts/${limited}/balance`);
 const limitRefusals = tally.refused.get('MONTHLY_LIMIT_REACHED') ?? 0;
 say(`\nthe busiest postpaid account, ${limited}, ${limitRefusals > 0 ? 'stopped at' : 'stayed under'} its $100 limit: ${limitedNow.postpaid_accrued_this_month} postpaid this month after its $10 free credits (${limitRefusals} calls refused MONTHLY_LIMIT_REACHED over all postpaid accounts)`);
-say(`\nrated ${ledger.events} captured calls, ${((performance.now() - started) / 1000).toFixed(1)} s after the first call`);
+say(`\nrated ${ledger.events} captured calls, ${formatSeconds(clock.now() - started)} after the first call`);
 
 const chTotals = async () => (await (await ch.query({
   query: `SELECT toString(count()) AS n, toString(sum(amount)) AS amount FROM ${db}.rated_events WHERE account_id IN {accounts:Array(String)}`,

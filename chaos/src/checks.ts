@@ -11,7 +11,7 @@ import { readTopicMessages } from '../../tests/support/fixtures.js';
 import { describeLag, type LagReport } from './quiescence.js';
 import type { UnexpectedExit } from './supervisor.js';
 import { eventKey, type SentEvent } from './workload.js';
-import { seconds } from './format.js';
+import { formatSeconds as seconds } from '@meterstream/platform/clock';
 
 export type { Check };
 

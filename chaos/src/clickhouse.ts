@@ -3,7 +3,7 @@ import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/c
 import { startClickHouseServer } from '../../tests/support/clickhouse-server.js';
 import type { FaultTargets } from './faults.js';
 import type { Role } from './supervisor.js';
-import { seconds } from './format.js';
+import { formatSeconds as seconds } from '@meterstream/platform/clock';
 
 export type ClickHouseMode = 'server' | 'chdb';
 

@@ -4,7 +4,7 @@ import type { Pool } from '@meterstream/platform/postgres';
 import type { OwnKafka } from './own-kafka.js';
 import type { PrivateRedis } from '../../tests/support/redis-server.js';
 import type { Role, Supervisor } from './supervisor.js';
-import { seconds } from './format.js';
+import { formatSeconds as seconds } from '@meterstream/platform/clock';
 
 export const FAULT_KINDS = [
   'kill-rater', 'kill-sink', 'kill-ingest', 'kafka-restart', 'redis-refuse-writes', 'pg-terminate',

@@ -23,7 +23,7 @@ import { ownKafka } from './own-kafka.js';
 import { waitQuiescent } from './quiescence.js';
 import { Supervisor, type Role } from './supervisor.js';
 import { ChaosWorkload } from './workload.js';
-import { seconds } from './format.js';
+import { formatSeconds as seconds } from '@meterstream/platform/clock';
 
 export interface ChaosResult {
   ok: boolean;

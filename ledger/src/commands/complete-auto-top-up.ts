@@ -1,12 +1,8 @@
 import { attachPaymentIntent, lockAutoTopUp, resetFailures } from '@meterstream/platform/stores/auto-top-ups';
-import { recordPayment } from '@meterstream/platform/stores/payments';
 import { recordStripeEvent } from '@meterstream/platform/stores/stripe-events';
-import { settleTopUp } from '@meterstream/platform/stores/top-ups';
-import { formatMicros } from '@meterstream/schemas';
 import type { WriteOrder } from '../write-order.js';
-import { addGrantCommand } from './add-grant.js';
 import { autoTopUpKey } from './charge-auto-top-up.js';
-import type { StripeEventRef, TopUpEventOutcome } from './complete-top-up.js';
+import { payTopUp, type StripeEventRef, type TopUpEventOutcome } from './complete-top-up.js';
 
 export interface CompleteAutoTopUpRequest {
   topUpId: string;
@@ -32,22 +28,11 @@ export async function completeAutoTopUp(order: WriteOrder, req: CompleteAutoTopU
       const topUp = await lockAutoTopUp(c, req.topUpId);
       if (!topUp) return { commit: true, value: { outcome: 'unknown' } };
       if (topUp.state !== 'pending') return { commit: true, value: { outcome: 'settled', topUp } };
-      const granted = await addGrantCommand(order, {
-        accountId: topUp.accountId,
-        input: { kind: 'purchased', amount: formatMicros(topUp.amount), priority: 100 },
-        idempotencyKey: autoTopUpKey(topUp.id),
-      }).transaction(c);
       // The charger may have stopped between Stripe's answer and recording it.
       await attachPaymentIntent(c, topUp.id, req.paymentIntentId);
-      const grant = granted.value.grant;
-      const nowMs = order.now();
-      const settled = await settleTopUp(c, topUp.id, 'paid', grant.id, nowMs);
-      const payment = await recordPayment(c, {
-        accountId: topUp.accountId, topUpId: topUp.id, amount: topUp.amount, currency: topUp.currency, method: req.method,
-        paymentIntentId: req.paymentIntentId, creditsGranted: topUp.amount, grantId: grant.id, invoiceIssuer: req.invoiceIssuer, paidAtMs: nowMs,
-      });
+      const paid = await payTopUp(c, order, topUp, autoTopUpKey(topUp.id), req);
       await resetFailures(c, topUp.accountId);
-      return { ...granted, commit: true, value: { outcome: 'applied', topUp: settled, payment } };
+      return paid;
     },
   });
 }

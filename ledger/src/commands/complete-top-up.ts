@@ -2,7 +2,8 @@ import { recordPayment, type PaymentRecord } from '@meterstream/platform/stores/
 import { recordStripeEvent } from '@meterstream/platform/stores/stripe-events';
 import { lockTopUp, settleTopUp, type TopUpRecord } from '@meterstream/platform/stores/top-ups';
 import { formatMicros } from '@meterstream/schemas';
-import type { WriteOrder } from '../write-order.js';
+import type { PoolClient } from '@meterstream/platform/postgres';
+import type { Effects, WriteOrder } from '../write-order.js';
 import { addGrantCommand } from './add-grant.js';
 
 /** The one key a top-up's outcome has in the ledger: its grant, or the entry of its failure. */
@@ -51,19 +52,31 @@ export async function completeTopUp(order: WriteOrder, req: CompleteTopUpRequest
       const topUp = await lockTopUp(c, req.topUpId);
       if (!topUp) return { commit: true, value: { outcome: 'unknown' } };
       if (topUp.state !== 'pending') return { commit: true, value: { outcome: 'settled', topUp } };
-      const granted = await addGrantCommand(order, {
-        accountId: topUp.accountId,
-        input: { kind: 'purchased', amount: formatMicros(topUp.amount), priority: 100 },
-        idempotencyKey: topUpKey(topUp.id),
-      }).transaction(c);
-      const grant = granted.value.grant;
-      const nowMs = order.now();
-      const settled = await settleTopUp(c, topUp.id, 'paid', grant.id, nowMs);
-      const payment = await recordPayment(c, {
-        accountId: topUp.accountId, topUpId: topUp.id, amount: topUp.amount, currency: topUp.currency, method: req.method,
-        paymentIntentId: req.paymentIntentId, creditsGranted: topUp.amount, grantId: grant.id, invoiceIssuer: req.invoiceIssuer, paidAtMs: nowMs,
-      });
-      return { ...granted, commit: true, value: { outcome: 'applied', topUp: settled, payment } };
+      return payTopUp(c, order, topUp, topUpKey(topUp.id), req);
     },
   });
+}
+
+/**
+ * Inside a top-up's transaction, once it is locked and pending: its credits granted (purchased,
+ * never expiring, paying an overdraft off first; add-grant under `grantKey`), the top-up paid and
+ * the payment recorded with the issuer's next invoice number. Checkout and automatic top-ups alike.
+ */
+export async function payTopUp(
+  c: PoolClient, order: WriteOrder, topUp: TopUpRecord, grantKey: string,
+  req: Pick<CompleteTopUpRequest, 'method' | 'paymentIntentId' | 'invoiceIssuer'>,
+): Promise<Effects<TopUpEventOutcome>> {
+  const granted = await addGrantCommand(order, {
+    accountId: topUp.accountId,
+    input: { kind: 'purchased', amount: formatMicros(topUp.amount), priority: 100 },
+    idempotencyKey: grantKey,
+  }).transaction(c);
+  const grant = granted.value.grant;
+  const nowMs = order.now();
+  const settled = await settleTopUp(c, topUp.id, 'paid', grant.id, nowMs);
+  const payment = await recordPayment(c, {
+    accountId: topUp.accountId, topUpId: topUp.id, amount: topUp.amount, currency: topUp.currency, method: req.method,
+    paymentIntentId: req.paymentIntentId, creditsGranted: topUp.amount, grantId: grant.id, invoiceIssuer: req.invoiceIssuer, paidAtMs: nowMs,
+  });
+  return { ...granted, commit: true, value: { outcome: 'applied', topUp: settled, payment } };
 }
