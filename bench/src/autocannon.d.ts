@@ -19,6 +19,11 @@ declare module 'autocannon' {
     amount?: number;
     /** requests per second over all connections (a per-connection quota, refilled each second) */
     overallRate?: number;
+    /**
+     * patches/autocannon: spread the rate evenly (one request every 1000/rate ms per connection)
+     * instead of sending each second's quota at its start, and time a late request from when it was due
+     */
+    pacedRate?: boolean;
     pipelining?: number;
     timeout?: number;
     method?: string;

@@ -160,6 +160,7 @@ async function authorizeAt(o: {
     connections: o.connections,
     duration: o.seconds,
     overallRate: o.rate,
+    pacedRate: true,
     timeout: 10,
     method: 'POST',
     headers: { authorization: `Bearer ${o.adminKey}`, 'content-type': 'application/json' },

@@ -207,7 +207,7 @@ async function run(ctx: RunContext): Promise<void> {
         say(`gate: ${gateAccounts.length} accounts, rates ${t.gateRates.join(', ')}/s for ${t.gateSeconds} s each, captures and releases flowing`);
         result.gate = await runGate({
           url: ingest.url, adminKey: ingest.adminKey, accounts: gateAccounts, rates: t.gateRates, seconds: t.gateSeconds,
-          connections: (rate) => t.gateConnections ?? Math.min(64, Math.max(2, Math.ceil(rate / 250))),
+          connections: (rate) => t.gateConnections ?? Math.min(64, Math.max(2, Math.ceil(rate / 100))),
           seed: t.seed + 13, p99TargetMs: GATE_P99_TARGET_MS, holds, say,
         });
         // Quiescence: every capture rated, every release answered; then the gate's figures against the books.

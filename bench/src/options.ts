@@ -66,7 +66,7 @@ const HELP = `npm run bench -- [flags]
   --gate-rates A,B       authorizations/s offered      (full 500,1000,2000,5000,8000,12000,16000; quick 300)
   --gate-seconds S       per gate rate                 (full 10, quick 2)
   --gate-accounts N      accounts behind the gate      (full 1000, quick 40)
-  --gate-conns N         autocannon connections        (default rate/250, 2 to 64)
+  --gate-conns N         autocannon connections        (default rate/100, 2 to 64)
   --invoice-accounts N   postpaid accounts invoiced    (full 10000, quick 200)
   --skip a,b             skip phases: ${PHASES.filter((p) => p !== 'e2e').join(', ')}
   --rater-env K=V,...    extra rater env (e.g. RATER_CONCURRENCY=8)

@@ -7,7 +7,7 @@ import { expireHolds } from '@meterstream/ledger/commands/expire-holds';
 import { toMicros, type UsageEvent } from '@meterstream/schemas';
 import { RaterConfig, startRater } from '@meterstream/rater';
 import { produceEvents, setPrices, waitRaterIdle } from '../../tests/support/fixtures.js';
-import { admin, createAccount, injector, openIngest, uid, type TestIngest } from './support.js';
+import { admin, bearer, createAccount, injector, openIngest, uid, type TestIngest } from './support.js';
 
 // The spend gate end to end on the real stack: POST /v1/authorize against Redis and Postgres, the
 // usage event capturing its hold through the real rater, releases, expiry, every refusal, and the
@@ -131,6 +131,22 @@ describe('POST /v1/authorize', () => {
     expect(await balance(id)).toEqual({ balance: '5.000000', held: '0.000000', spendable: '5.000000' });
     expect((await authorize(id, '5')).statusCode).toBe(200);
     expect((await inject()('POST', '/v1/holds/hold_000000000000000000000000/release', admin)).statusCode).toBe(404);
+  });
+
+  it("an account's key cannot release another account's hold: 403, and the hold stays open and held", async () => {
+    const { id: owner, api_key: ownerKey } = await createAccount(t.app, { billing_mode: 'prepaid' });
+    const grant = await inject()('POST', `/v1/accounts/${owner}/grants`, { ...admin, 'idempotency-key': uid('g') }, { kind: 'purchased', amount: '5' });
+    expect(grant.statusCode).toBe(201);
+    const other = await createAccount(t.app, { billing_mode: 'prepaid' });
+    const h = await hold(owner, '3');
+    const refused = await inject()('POST', `/v1/holds/${h.hold_id}/release`, bearer(other.api_key));
+    expect({ status: refused.statusCode, code: refused.json<{ error: { code: string } }>().error.code }).toEqual({ status: 403, code: 'FORBIDDEN' });
+    expect((await findHold(t.stack.pool, h.hold_id))?.status).toBe('open');
+    expect(await balance(owner)).toMatchObject({ held: '3.000000', spendable: '2.000000' });
+    expect(await gateHeld(owner)).toBe('3000000');
+    const own = await inject()('POST', `/v1/holds/${h.hold_id}/release`, bearer(ownerKey));
+    expect(own.json()).toMatchObject({ hold_id: h.hold_id, status: 'released' });
+    expect(await gateHeld(owner)).toBe('0');
   });
 
   it('an expired hold frees its spend; a capture after expiry is charged, capped, and counted late', async () => {

@@ -74,7 +74,7 @@ export async function markInvoicePaid(
         accountId: inv.accountId, cause: `invoice:${inv.id}:paid`,
         payload: { type: 'invoice.paid', timestamp: new Date(nowMs).toISOString(), data: chargeData(paid) },
       }], nowMs);
-      const account = await c.query<{ suspended_at: Date | null }>('SELECT suspended_at FROM accounts WHERE id = $1 FOR UPDATE', [inv.accountId]);
+      const account = await c.query<{ suspended_at: Date | null }>('SELECT suspended_at FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [inv.accountId]);
       const stillOwed = await c.query(
         `SELECT 1 FROM invoices WHERE account_id = $1 AND id <> $2 AND state IN ('open', 'payment_failed') AND due_at <= to_timestamp($3::double precision / 1000)`,
         [inv.accountId, inv.id, nowMs]);

@@ -106,8 +106,10 @@ export async function loadAccountStates(
     // Lock first, read after, in two statements: under READ COMMITTED a statement that waited for
     // a row lock re-reads the locked row only, while its subqueries (the grants) keep the snapshot
     // taken before the wait, so a grant committed meanwhile (a top-up, an allowance) would be
-    // missing from a state cached under the newer ledger seq.
-    await db.query('SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [ids]);
+    // missing from a state cached under the newer ledger seq. Every account lock is NO KEY UPDATE:
+    // writers still queue behind each other, while rows referencing the account (a gate's hold, a
+    // ledger row) take only KEY SHARE and do not wait for a rater's batch to commit.
+    await db.query('SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
   }
   const r = await db.query<AccountRow>(
     `SELECT a.id, a.currency, a.billing_mode, a.overdraft, a.ledger_seq, p.amount AS postpaid,

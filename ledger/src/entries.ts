@@ -94,7 +94,7 @@ export async function recordEntries(c: PoolClient, entries: readonly NewLedgerEn
   const accountIds = [...new Set(entries.map((e) => e.account_id))].sort();
   // Locked in id order, as loadAccountStates does, so writers never deadlock; a caller holding the lock already passes straight through.
   const locked = await c.query<{ id: string; ledger_seq: bigint }>(
-    'SELECT id, ledger_seq FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [accountIds],
+    'SELECT id, ledger_seq FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [accountIds],
   );
   const seqs = new Map(locked.rows.map((r) => [r.id, r.ledger_seq]));
   const missing = accountIds.filter((id) => !seqs.has(id));

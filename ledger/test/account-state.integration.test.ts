@@ -24,7 +24,7 @@ describe('loadAccountStates with forUpdate', () => {
       // The reader is queued on the lock (pg_locks shows it waiting) before the writer commits.
       await expect.poll(async () => (await stack.pool.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE NOT l.granted AND a.datname = current_database() AND a.query LIKE '%FOR UPDATE%'`,
+          WHERE NOT l.granted AND a.datname = current_database() AND a.query LIKE '%FOR NO KEY UPDATE%'`,
       )).rows[0]!.n, { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
       await writer.query('COMMIT');
 

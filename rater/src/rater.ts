@@ -77,6 +77,8 @@ export async function startRater({ config, pool, cache, kafka, log, now = system
     heartbeatInterval: Math.min(3000, config.RATER_SESSION_TIMEOUT_MS / 3),
     maxBytesPerPartition: config.RATER_MAX_BYTES_PER_PARTITION,
     maxBytes: 4 * config.RATER_MAX_BYTES_PER_PARTITION,
+    minBytes: config.RATER_FETCH_MIN_BYTES,
+    maxWaitTimeInMs: config.RATER_FETCH_MAX_WAIT_MS,
   });
   async function stop(): Promise<void> {
     await consumer.disconnect(); // lets the running batch finish and leaves the group

@@ -128,6 +128,8 @@ export const authorizeRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, 
   app.post(
     '/v1/holds/:id/release',
     {
+      // The gate's other hot call (one per failed call): as /v1/authorize, failures still log.
+      logLevel: 'warn',
       onRequest: ctx.keys.allow('usage:write', { account: 'handler' }),
       schema: {
         summary: 'Release a hold: the call failed and costs nothing',
@@ -140,10 +142,19 @@ export const authorizeRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, 
       },
     },
     async (req) => {
-      const found = await findHold(ctx.pool, req.params.id);
-      if (!found) throw new ApiError(404, 'HOLD_NOT_FOUND', `hold ${req.params.id} does not exist`);
-      await assertAccount(req, ctx, found.accountId);
-      const hold = await releaseHold(gate().deps, req.params.id);
+      const p = req.principal;
+      let hold: HoldRecord | undefined;
+      if (p.kind === 'tenant') {
+        // A tenant's reach is resolved by its provisioner: the hold's account first, then the release.
+        const found = await findHold(ctx.pool, req.params.id);
+        if (!found) throw new ApiError(404, 'HOLD_NOT_FOUND', `hold ${req.params.id} does not exist`);
+        await assertAccount(req, ctx, found.accountId);
+        hold = await releaseHold(gate().deps, req.params.id);
+      } else {
+        // One round trip: released only where the key reaches; a foreign hold comes back untouched and is refused.
+        hold = await releaseHold(gate().deps, req.params.id, p.kind === 'account' ? { onlyAccount: p.accountId } : {});
+        if (hold) assertCanAccess(p, hold.accountId);
+      }
       if (!hold) throw new ApiError(404, 'HOLD_NOT_FOUND', `hold ${req.params.id} does not exist`);
       if (hold.status === 'captured') throw new ApiError(409, 'HOLD_CAPTURED', `hold ${hold.id} was captured by a usage event (charged ${formatMicros(hold.capturedAmount ?? 0n)} ${hold.currency})`);
       return toHoldState(hold);

@@ -86,7 +86,7 @@ export const limitRequestRoutes: FastifyPluginAsyncZod<RouteContext> = async (ap
           });
           if (replayed) void reply.header('idempotent-replayed', 'true');
           // The gate's cached limits go, so that the next authorization reads the new one; were Redis
-          // down, they expire on their own within seconds (GATE_CONFIG_TTL_SECONDS).
+          // down, they expire on their own within a minute (GATE_CONFIG_TTL_SECONDS).
           else if (decision === 'approve') await ctx.cache.gate.forgetConfig(request.account_id).catch(() => undefined);
           return request;
         } catch (e) {

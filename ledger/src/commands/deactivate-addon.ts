@@ -13,7 +13,7 @@ export class AddonNotActivatedError extends Error {
  */
 export async function deactivateAddon(pool: Pool, req: { accountId: string; addon: string; nowMs: number }): Promise<AccountAddonRecord> {
   return inTransaction(pool, async (c) => {
-    await c.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [req.accountId]);
+    await c.query('SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [req.accountId]);
     const addon = await getAccountAddon(c, req.accountId, req.addon);
     if (!addon) throw new AddonNotActivatedError(`add-on ${req.addon} was never activated on account ${req.accountId}`);
     if (addon.state === 'inactive') return addon;

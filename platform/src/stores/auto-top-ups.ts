@@ -86,7 +86,7 @@ export async function putAutoTopUpSettings(db: Db, accountId: string, c: AutoTop
  * rater): the rater holds it while it inserts, so taking it first keeps one lock order.
  */
 export async function lockAccountRow(db: Db, accountId: string): Promise<void> {
-  await db.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId]);
+  await db.query('SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [accountId]);
 }
 
 /** The top-up locked, its account's row locked first (lockAccountRow's order). */

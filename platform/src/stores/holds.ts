@@ -69,15 +69,20 @@ export async function findHold(db: Db, id: string): Promise<HoldRecord | undefin
   return row;
 }
 
-/** Releases an open hold (its call failed: it costs nothing); the hold as it stands after, if it exists. */
-export async function releaseHold(db: Db, id: string, at: Date): Promise<{ hold: HoldRecord; released: boolean } | undefined> {
+/**
+ * Releases an open hold (its call failed: it costs nothing); the hold as it stands after, if it
+ * exists. With onlyAccount, a hold of another account is answered as it stands, not released (the
+ * caller refuses it): the key's access is checked without a round trip of its own.
+ */
+export async function releaseHold(db: Db, id: string, at: Date, onlyAccount?: string): Promise<{ hold: HoldRecord; released: boolean } | undefined> {
   // One round trip: the released row as the UPDATE left it, else the row as it stands.
   const [row] = await queryRows(db, 'holds', HoldRow.and(z.object({ released: z.boolean() })),
-    `WITH released AS (UPDATE holds SET status = 'released', closed_at = $2 WHERE id = $1 AND status = 'open' RETURNING ${COLUMNS})
+    `WITH released AS (UPDATE holds SET status = 'released', closed_at = $2
+                        WHERE id = $1 AND status = 'open' AND ($3::text IS NULL OR account_id = $3) RETURNING ${COLUMNS})
      SELECT ${COLUMNS}, true AS released FROM released
      UNION ALL
      SELECT ${COLUMNS}, false AS released FROM holds WHERE id = $1 AND status <> 'refused' AND NOT EXISTS (SELECT 1 FROM released)`,
-    [id, at]);
+    [id, at, onlyAccount ?? null]);
   if (!row) return undefined;
   const { released, ...hold } = row;
   return { hold, released };

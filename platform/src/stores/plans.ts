@@ -216,7 +216,7 @@ const ACCOUNT_PLAN_COLUMNS = 'id, currency, billing_mode, plan_id, plan_since, p
 /** The account's plan settings; `forUpdate` locks the account row (the ledger commands' lock). */
 export async function getAccountPlan(db: Db, accountId: string, opts: { forUpdate?: boolean } = {}): Promise<AccountPlanRecord | undefined> {
   const [row] = await queryRows(db, 'accounts', AccountPlanColumns,
-    `SELECT ${ACCOUNT_PLAN_COLUMNS} FROM accounts WHERE id = $1${opts.forUpdate ? ' FOR UPDATE' : ''}`, [accountId]);
+    `SELECT ${ACCOUNT_PLAN_COLUMNS} FROM accounts WHERE id = $1${opts.forUpdate ? ' FOR NO KEY UPDATE' : ''}`, [accountId]);
   return row;
 }
 
