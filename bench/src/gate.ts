@@ -34,6 +34,8 @@ export interface GateRateResult {
 
 export interface GateResult {
   accounts: number;
+  /** whether granted holds were captured and released while it ran (false: --gate-no-settle) */
+  settled: boolean;
   rates: GateRateResult[];
   /** the largest offered rate whose p99 stayed within the target and that was achieved (>= 95%) */
   largestRateWithinP99: number | null;
@@ -150,7 +152,7 @@ class HoldSettler {
 /** One offered rate: autocannon paced at `rate` requests/s overall, every request a fresh Idempotency-Key. */
 async function authorizeAt(o: {
   url: string; adminKey: string; accounts: readonly string[]; rate: number; seconds: number; connections: number;
-  random: () => number; settler: HoldSettler; holds: Map<string, bigint>;
+  random: () => number; settler: HoldSettler; settle: boolean; holds: Map<string, bigint>;
 }): Promise<GateRateResult> {
   const refusals: Record<string, number> = {};
   const durations: number[] = [];
@@ -183,7 +185,7 @@ async function authorizeAt(o: {
         if (status === 200 && asked) {
           const hold = JSON.parse(body) as { hold_id: string; amount: string };
           o.holds.set(hold.hold_id, toMicros(hold.amount));
-          o.settler.add({ ...asked, holdId: hold.hold_id });
+          if (o.settle) o.settler.add({ ...asked, holdId: hold.hold_id });
         } else if (status >= 400) {
           const code = (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? String(status);
           refusals[code] = (refusals[code] ?? 0) + 1;
@@ -251,12 +253,14 @@ async function warmUp(url: string, adminKey: string, accounts: readonly string[]
 export async function runGate(o: {
   url: string; adminKey: string; accounts: readonly string[]; rates: readonly number[]; seconds: number;
   connections: (rate: number) => number; seed: number; p99TargetMs: number; holds: Map<string, bigint>;
+  /** false: granted holds are left to expire (--gate-no-settle) */
+  settle: boolean;
   say: (msg: string) => void;
 }): Promise<GateResult> {
   const random = rng(o.seed);
   await warmUp(o.url, o.adminKey, o.accounts);
   const settler = new HoldSettler(o.url, o.adminKey, o.seed + 1);
-  settler.start();
+  if (o.settle) settler.start();
   const rates: GateRateResult[] = [];
   try {
     for (const rate of o.rates) {
@@ -273,6 +277,7 @@ export async function runGate(o: {
   const within = rates.filter((r) => r.latencyMs.p99 <= o.p99TargetMs && r.achievedRate >= 0.95 * r.offeredRate && r.errors === 0);
   return {
     accounts: o.accounts.length,
+    settled: o.settle,
     rates,
     largestRateWithinP99: within.length > 0 ? Math.max(...within.map((r) => r.offeredRate)) : null,
     p99TargetMs: o.p99TargetMs,

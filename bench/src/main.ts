@@ -204,11 +204,12 @@ async function run(ctx: RunContext): Promise<void> {
         say(`http: ${Math.round(h.eventsPerSecond)} events/s (${h.requests} requests, p99 ${h.latencyMs.p99} ms, ${h.non2xx} non-2xx)`);
       }
       if (!t.skip.has('gate')) {
-        say(`gate: ${gateAccounts.length} accounts, rates ${t.gateRates.join(', ')}/s for ${t.gateSeconds} s each, captures and releases flowing`);
+        say(`gate: ${gateAccounts.length} accounts, rates ${t.gateRates.join(', ')}/s for ${t.gateSeconds} s each, `
+          + (t.gateSettle ? 'captures and releases flowing' : 'holds left to expire (--gate-no-settle)'));
         result.gate = await runGate({
           url: ingest.url, adminKey: ingest.adminKey, accounts: gateAccounts, rates: t.gateRates, seconds: t.gateSeconds,
           connections: (rate) => t.gateConnections ?? Math.min(64, Math.max(2, Math.ceil(rate / 100))),
-          seed: t.seed + 13, p99TargetMs: GATE_P99_TARGET_MS, holds, say,
+          seed: t.seed + 13, p99TargetMs: GATE_P99_TARGET_MS, holds, settle: t.gateSettle, say,
         });
         // Quiescence: every capture rated, every release answered; then the gate's figures against the books.
         await waitRaterDone(ctx, await topicEnds(ctx.admin, ctx.topics.events), t.drainTimeoutMs, live);

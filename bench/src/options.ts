@@ -28,8 +28,10 @@ export interface BenchOptions {
   gateSeconds: number;
   /** accounts seeded for the gate phase only (after the main workload's) */
   gateAccounts: number;
-  /** autocannon connections per gate rate; default rate / 250 (2 to 64) */
+  /** autocannon connections per gate rate; default rate / 100 (2 to 64) */
   gateConnections: number | undefined;
+  /** false: granted holds are left to expire (the gate alone, without captures and releases flowing) */
+  gateSettle: boolean;
   /** postpaid accounts the invoicer phase closes a month for */
   invoiceAccounts: number;
   skip: Set<Phase>;
@@ -63,10 +65,12 @@ const HELP = `npm run bench -- [flags]
   --http-batches A,B     events per HTTP request       (100,1000)
   --http-seconds S       per HTTP phase                (full 15, quick 3)
   --http-conns N         autocannon connections        (full 16, quick 4)
-  --gate-rates A,B       authorizations/s offered      (full 500,1000,2000,5000,8000,12000,16000; quick 300)
+  --gate-rates A,B       authorizations/s offered      (full 250,500,1000,2000,5000; quick 300)
   --gate-seconds S       per gate rate                 (full 10, quick 2)
   --gate-accounts N      accounts behind the gate      (full 1000, quick 40)
   --gate-conns N         autocannon connections        (default rate/100, 2 to 64)
+  --gate-no-settle       leave granted holds to expire: the gate alone, no captures or
+                         releases flowing (not the issue's condition; for comparison)
   --invoice-accounts N   postpaid accounts invoiced    (full 10000, quick 200)
   --skip a,b             skip phases: ${PHASES.filter((p) => p !== 'e2e').join(', ')}
   --rater-env K=V,...    extra rater env (e.g. RATER_CONCURRENCY=8)
@@ -99,6 +103,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'gate-seconds': { type: 'string' },
       'gate-accounts': { type: 'string' },
       'gate-conns': { type: 'string' },
+      'gate-no-settle': { type: 'boolean', default: false },
       'invoice-accounts': { type: 'string' },
       skip: { type: 'string' },
       'rater-env': { type: 'string' },
@@ -153,10 +158,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     httpBatches: list('http-batches', values['http-batches'], [100, 1000]),
     httpSeconds: int('http-seconds', values['http-seconds'], quick ? 3 : 15),
     httpConnections: int('http-conns', values['http-conns'], quick ? 4 : 16),
-    gateRates: list('gate-rates', values['gate-rates'], quick ? [300] : [500, 1_000, 2_000, 5_000, 8_000, 12_000, 16_000]),
+    gateRates: list('gate-rates', values['gate-rates'], quick ? [300] : [250, 500, 1_000, 2_000, 5_000]),
     gateSeconds: int('gate-seconds', values['gate-seconds'], quick ? 2 : 10),
     gateAccounts: int('gate-accounts', values['gate-accounts'], quick ? 40 : 1_000),
     gateConnections: values['gate-conns'] === undefined ? undefined : int('gate-conns', values['gate-conns'], 1),
+    gateSettle: values['gate-no-settle'] !== true,
     invoiceAccounts: int('invoice-accounts', values['invoice-accounts'], quick ? 200 : 10_000),
     skip,
     profile: values.profile === true,

@@ -126,7 +126,7 @@ export function printResult(r: BenchResult): void {
   }
   if (r.gate) {
     const g = r.gate;
-    console.log(`\n7 spend gate, POST /v1/authorize (autocannon, loopback; ${g.accounts} accounts; captures and releases flowing, the rater rating)`);
+    console.log(`\n7 spend gate, POST /v1/authorize (autocannon, loopback; ${g.accounts} accounts; ${g.settled ? 'captures and releases flowing, the rater rating' : 'holds left to expire, nothing settled (--gate-no-settle)'})`);
     console.log('  offered    answered  conns     p50     p95     p99     max   holds  refusals');
     for (const x of g.rates) {
       const l = x.latencyMs;
