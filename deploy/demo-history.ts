@@ -35,7 +35,7 @@ export async function creditHistoryStory(deps: { api: Api; config: IngestConfig;
   const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-demo-clock', log, config);
   const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
   await producer.connect();
-  const cache = new CacheWriter(new BalanceCache(redis, config.REDIS_PREFIX), pool, log);
+  const cache = new CacheWriter(new BalanceCache(redis, config.REDIS_PREFIX), pool, log, { now: () => clock.now() });
   const order = new WriteOrder({ pool, send: serialSender(producer), cache, topics, log, now: () => clock.now(), publishWaitMs: 10_000 });
   const usage = await UsageEventProducer.connect(kafka, { topic: topics.events, lingerMs: 0, now: () => clock.now() });
   try {

@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import { isDeepStrictEqual } from 'node:util';
 import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
@@ -231,7 +232,7 @@ export function redisSample(replay: Replay, n: number, seed: number): string[] {
 
 /** Redis's cached state of a sample of accounts with usage, against Postgres. */
 export async function checkRedis(pool: Pool, cache: BalanceCache, ids: string[]): Promise<Check> {
-  const [cached, truth] = await Promise.all([cache.readMany(ids), loadAccountStates(pool, ids, { forUpdate: false })]);
+  const [cached, truth] = await Promise.all([cache.readMany(ids), loadAccountStates(pool, ids, { forUpdate: false, nowMs: systemClock.now() })]);
   const bad = ids.filter((id) => !cached.has(id) || !truth.has(id) || !isDeepStrictEqual(cached.get(id), cachedPart(truth.get(id)!)));
   return {
     name: 'Redis states = Postgres (sample of accounts with usage)',

@@ -11,7 +11,7 @@ import { readTopicMessages } from '../../tests/support/fixtures.js';
 import { describeLag, type LagReport } from './quiescence.js';
 import type { UnexpectedExit } from './supervisor.js';
 import { eventKey, type SentEvent } from './workload.js';
-import { formatSeconds as seconds } from '@meterstream/platform/clock';
+import { formatSeconds as seconds, systemClock } from '@meterstream/platform/clock';
 
 export type { Check };
 
@@ -102,7 +102,7 @@ export async function checkBooks(
 
 /** A cached state that is present must be Postgres's; a missing one is legal (rebuilt on read). */
 export async function checkRedisHeld(pool: Pool, cache: BalanceCache, accounts: string[]): Promise<Check> {
-  const [cached, truth] = await Promise.all([cache.readMany(accounts), loadAccountStates(pool, accounts, { forUpdate: false })]);
+  const [cached, truth] = await Promise.all([cache.readMany(accounts), loadAccountStates(pool, accounts, { forUpdate: false, nowMs: systemClock.now() })]);
   const stale = accounts.filter((a) => cached.has(a) && (!truth.has(a) || !isDeepStrictEqual(cached.get(a), cachedPart(truth.get(a)!))));
   const seq = (a: string) => `${a} (Redis seq ${cached.get(a)?.ledgerSeq}, Postgres ${truth.get(a)?.ledgerSeq})`;
   return {

@@ -92,7 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Each client's errors are attributed to it, so that a 503 names the dependency that is down.
   const pool = attributeErrors(deps.pool, 'postgres', ['connect']);
   const producer = attributeErrors(deps.producer, 'kafka');
-  const cacheWriter = new CacheWriter(deps.cache, pool, log);
+  const cacheWriter = new CacheWriter(deps.cache, pool, log, deps.now ? { now: deps.now } : {});
   app.addHook('onClose', async () => cacheWriter.stop());
   const ctx: RouteContext = {
     ...rest,

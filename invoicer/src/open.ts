@@ -26,7 +26,7 @@ export async function openInvoicer(
   const ch = shared.ch ?? await createClickHouse({ url: config.CLICKHOUSE_URL, chdbPath: config.CHDB_PATH });
   const producer = createKafka(config.KAFKA_BROKERS, APP_NAME, log, config).producer(IDEMPOTENT_PRODUCER_CONFIG);
   await producer.connect();
-  const cacheWriter = new CacheWriter(cache, pool, log);
+  const cacheWriter = new CacheWriter(cache, pool, log, { now: () => clock.now() });
   const stripe = stripeFromConfig(config);
   const order = new WriteOrder({ pool, send: serialSender(producer), cache: cacheWriter, topics: topicNames(config.KAFKA_TOPIC_PREFIX), log, now: () => clock.now() });
   return {

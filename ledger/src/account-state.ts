@@ -99,9 +99,9 @@ export async function loadAccountStates(
   db: PoolClient | Pool,
   ids: readonly string[],
   /** excludeClosed: closed accounts (DELETE /v1/accounts/{id}) are left out, as if unknown (the rater). */
-  opts: { forUpdate: boolean; nowMs?: number; excludeClosed?: boolean },
+  opts: { forUpdate: boolean; nowMs: number; excludeClosed?: boolean },
 ): Promise<Map<string, AccountState>> {
-  const month = monthOf(opts.nowMs ?? Date.now());
+  const month = monthOf(opts.nowMs);
   if (opts.forUpdate) {
     // Lock first, read after, in two statements: under READ COMMITTED a statement that waited for
     // a row lock re-reads the locked row only, while its subqueries (the grants) keep the snapshot

@@ -105,7 +105,7 @@ export class BalanceCache {
    * a cache write that failed, Redis down) the state from Postgres, and the cache repaired when
    * Redis answered. With Postgres down, Redis's copy is served as the best available answer.
    */
-  async readThrough(pool: Pool, accountId: string): Promise<{ state: AccountState; source: 'redis' | 'postgres' } | null> {
+  async readThrough(pool: Pool, accountId: string, nowMs: number): Promise<{ state: AccountState; source: 'redis' | 'postgres' } | null> {
     const [cached, seq] = await Promise.allSettled([this.read(accountId), loadLedgerSeq(pool, accountId)]);
     if (seq.status === 'rejected') {
       if (cached.status === 'fulfilled' && cached.value) return { state: cached.value, source: 'redis' };
@@ -113,7 +113,7 @@ export class BalanceCache {
     }
     if (seq.value === undefined) return null;
     if (cached.status === 'fulfilled' && cached.value && cached.value.ledgerSeq >= seq.value) return { state: cached.value, source: 'redis' };
-    const state = (await loadAccountStates(pool, [accountId], { forUpdate: false })).get(accountId);
+    const state = (await loadAccountStates(pool, [accountId], { forUpdate: false, nowMs })).get(accountId);
     if (!state) return null;
     if (cached.status === 'fulfilled') await this.write([state]).catch(() => undefined);
     return { state, source: 'postgres' };

@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import type { Pool } from '@meterstream/platform/postgres';
 import type { Logger } from '@meterstream/platform/logger';
 import type { BalanceCache } from './balance-cache.js';
@@ -9,6 +10,8 @@ export interface CacheWriterOptions {
   retryMaxMs?: number;
   /** Accounts reloaded from Postgres and written per round. */
   chunk?: number;
+  /** The clock of the month whose postpaid figure a repaired state carries (the ledger's). */
+  now?: () => number;
 }
 
 /**
@@ -30,8 +33,10 @@ export class CacheWriter {
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly chunk: number;
+  private readonly now: () => number;
 
   constructor(private readonly cache: BalanceCache, private readonly pool: Pool, private readonly log: Logger, opts: CacheWriterOptions = {}) {
+    this.now = opts.now ?? systemClock.now;
     this.retryInitialMs = opts.retryInitialMs ?? 200;
     this.retryMaxMs = opts.retryMaxMs ?? 10_000;
     this.chunk = opts.chunk ?? 1000;
@@ -80,7 +85,7 @@ export class CacheWriter {
       round.push(entry);
     }
     try {
-      const states = await loadAccountStates(this.pool, round.map(([id]) => id), { forUpdate: false });
+      const states = await loadAccountStates(this.pool, round.map(([id]) => id), { forUpdate: false, nowMs: this.now() });
       await this.cache.write(states.values());
       for (const [id, gen] of round) if (this.dirty.get(id) === gen) this.dirty.delete(id);
       this.delayMs = this.retryInitialMs;

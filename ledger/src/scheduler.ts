@@ -96,7 +96,7 @@ export async function startScheduler(deps: SchedulerDeps): Promise<Scheduler> {
   const topics = topicNames(deps.kafkaTopicPrefix);
   const producer = deps.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
   const send = serialSender(producer);
-  const cacheWriter = new CacheWriter(deps.cache, deps.pool, log);
+  const cacheWriter = new CacheWriter(deps.cache, deps.pool, log, { now: () => clock.now() });
   const order = new WriteOrder({ pool: deps.pool, send, cache: cacheWriter, topics, log, now: () => clock.now(), publishWaitMs: 10_000 });
   const sweeper = new EntrySweeper(deps.pool, send, topics.entries, log);
   const delivery = deps.notifications ?? notificationDelivery(NotifyConfig.parse({}));

@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import { randomUUID } from 'node:crypto';
 import { loadAccountStates } from '@meterstream/ledger/account-state';
 import { createAccount } from '../../tests/support/fixtures.js';
@@ -11,7 +12,7 @@ describe('loadAccountStates with forUpdate', () => {
     try {
       // A concurrent command (a top-up, an allowance) holds the account's lock and adds a grant.
       await writer.query('BEGIN');
-      await loadAccountStates(writer, [account], { forUpdate: true });
+      await loadAccountStates(writer, [account], { forUpdate: true, nowMs: systemClock.now() });
       const grant = `g-${randomUUID()}`;
       await writer.query(
         `INSERT INTO grants (id, account_id, kind, amount, remaining, priority) VALUES ($1, $2, 'purchased', 5000000, 5000000, 100)`,
@@ -20,7 +21,7 @@ describe('loadAccountStates with forUpdate', () => {
       await writer.query('UPDATE accounts SET ledger_seq = ledger_seq + 1 WHERE id = $1', [account]);
 
       await reader.query('BEGIN');
-      const waiting = loadAccountStates(reader, [account], { forUpdate: true });
+      const waiting = loadAccountStates(reader, [account], { forUpdate: true, nowMs: systemClock.now() });
       // The reader is queued on the lock (pg_locks shows it waiting) before the writer commits.
       await expect.poll(async () => (await stack.pool.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid

@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { toMicros } from '@meterstream/schemas';
 import { createRedis, type Redis } from '@meterstream/platform/redis';
@@ -57,13 +58,13 @@ describe('BalanceCache.readThrough', () => {
     }
 
     const reader = cacheOn(redisServer.url);
-    const truth = (await loadAccountStates(stack.pool, [account], { forUpdate: false })).get(account)!;
-    const found = await reader.readThrough(stack.pool, account);
+    const truth = (await loadAccountStates(stack.pool, [account], { forUpdate: false, nowMs: systemClock.now() })).get(account)!;
+    const found = await reader.readThrough(stack.pool, account, systemClock.now());
     expect(found).toEqual({ state: truth, source: 'postgres' });
     expect(balanceAt(found!.state, Date.now())).toBe(toMicros('12'));
     // Repaired: Redis holds the current state again and answers the next read itself.
     expect(await reader.read(account)).toEqual(cachedPart(truth));
-    expect(await reader.readThrough(stack.pool, account)).toEqual({ state: cachedPart(truth), source: 'redis' });
+    expect(await reader.readThrough(stack.pool, account, systemClock.now())).toEqual({ state: cachedPart(truth), source: 'redis' });
   });
 
   it('answers from Postgres when Redis accepts connections but never answers', async () => {
@@ -72,7 +73,7 @@ describe('BalanceCache.readThrough', () => {
     try {
       const cache = cacheOn(hung.url, 300);
       hung.pause();
-      const found = await cache.readThrough(stack.pool, account);
+      const found = await cache.readThrough(stack.pool, account, systemClock.now());
       expect(found?.source).toBe('postgres');
       expect(balanceAt(found!.state, Date.now())).toBe(toMicros('3'));
     } finally {
@@ -82,6 +83,6 @@ describe('BalanceCache.readThrough', () => {
   });
 
   it('returns null for an account that does not exist, whatever Redis holds', async () => {
-    expect(await stack.cache.readThrough(stack.pool, 'acct-does-not-exist')).toBeNull();
+    expect(await stack.cache.readThrough(stack.pool, 'acct-does-not-exist', systemClock.now())).toBeNull();
   });
 });

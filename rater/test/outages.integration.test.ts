@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { openStack, type TestStack } from '../../tests/support/stack.js';
@@ -63,7 +64,7 @@ describe('the rater through outages of its dependencies', () => {
     await redis.admin.config('SET', 'min-replicas-to-write', '0');
     const cache = new BalanceCache(redis.admin, stack.env.REDIS_PREFIX!);
     await waitFor('Redis equal to Postgres again', async () => {
-      const truth = await loadAccountStates(stack.pool, accounts, { forUpdate: false });
+      const truth = await loadAccountStates(stack.pool, accounts, { forUpdate: false, nowMs: systemClock.now() });
       const cached = await cache.readMany(accounts);
       return accounts.every((a) => truth.has(a) && isDeepStrictEqual(cached.get(a), cachedPart(truth.get(a)!)));
     });

@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,7 +73,7 @@ describe('replaying dead letters', () => {
     expect(await ledger()).toEqual(charged);
     const burned = await stack.pool.query<{ burned: bigint }>('SELECT sum(amount - remaining)::bigint AS burned FROM grants WHERE account_id = $1', [account]);
     expect(burned.rows[0]!.burned).toBe([...charged.values()].reduce((a, b) => a + b, 0n));
-    expect(await stack.cache.read(account)).toEqual(cachedPart((await loadAccountStates(stack.pool, [account], { forUpdate: false })).get(account)!));
+    expect(await stack.cache.read(account)).toEqual(cachedPart((await loadAccountStates(stack.pool, [account], { forUpdate: false, nowMs: systemClock.now() })).get(account)!));
   });
 
   it('refuses a filter it does not understand, before touching anything', async () => {

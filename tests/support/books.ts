@@ -1,3 +1,4 @@
+import { systemClock } from '@meterstream/platform/clock';
 import { expect } from 'vitest';
 import { priceMicros, toMicros, type UsageEvent } from '@meterstream/schemas';
 import { cachedPart, loadAccountStates } from '@meterstream/ledger/account-state';
@@ -36,7 +37,7 @@ export async function expectBooksBalance(stack: TestStack, events: UsageEvent[],
   const overdraft = await q('SELECT id, overdraft AS v FROM accounts WHERE id = ANY($1)');
   const distinct = new Map<string, Set<string>>();
   for (const e of events) distinct.set(e.account_id, (distinct.get(e.account_id) ?? new Set()).add(e.id));
-  const pg = await loadAccountStates(stack.pool, accounts, { forUpdate: false });
+  const pg = await loadAccountStates(stack.pool, accounts, { forUpdate: false, nowMs: systemClock.now() });
   for (const a of accounts) {
     const want = expected.get(a) ?? 0n;
     expect({ account: a, events: usage.get(a)?.events ?? 0n }).toEqual({ account: a, events: BigInt(distinct.get(a)?.size ?? 0) });
@@ -45,7 +46,7 @@ export async function expectBooksBalance(stack: TestStack, events: UsageEvent[],
     expect({ account: a, covered }).toEqual({ account: a, covered: want });
     // Redis's own copy (readThrough would answer from Postgres when Redis is behind); a missing
     // entry is rebuilt as a reader would.
-    const cached = (await stack.cache.read(a)) ?? (await stack.cache.readThrough(stack.pool, a))!.state;
+    const cached = (await stack.cache.read(a)) ?? (await stack.cache.readThrough(stack.pool, a, systemClock.now()))!.state;
     expect(cached).toEqual(cachedPart(pg.get(a)!));
   }
 }

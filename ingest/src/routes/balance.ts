@@ -61,7 +61,7 @@ export const balanceRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
       const nowMs = ctx.ledger.now();
       // The month's spend is not in the cached state: a primary-key read beside it (null when Postgres is down).
       const [found, spent, pending, held, suspended] = await Promise.all([
-        ctx.cache.readThrough(ctx.pool, req.params.id),
+        ctx.cache.readThrough(ctx.pool, req.params.id, nowMs),
         loadSpentThisMonth(ctx.pool, req.params.id, nowMs).catch((e: unknown) => {
           if (outageOf(e)) return null;
           throw e;
