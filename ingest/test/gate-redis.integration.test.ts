@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '@meterstream/platform/clock';
 import { createRedis, type Redis } from '@meterstream/platform/redis';
 import { BalanceCache } from '@meterstream/ledger/balance-cache';
+import { newHoldId } from '@meterstream/ledger/commands/authorize';
+import { insertHolds } from '@meterstream/platform/stores/holds';
 import { setPrices } from '../../tests/support/fixtures.js';
 import { startPrivateRedis, type PrivateRedis } from '../../tests/support/redis-server.js';
 import { admin, createAccount, injector, openIngest, uid, type TestIngest } from './support.js';
@@ -14,11 +17,13 @@ describe('the spend gate and its Redis', () => {
   let t: TestIngest;
   let server: PrivateRedis;
   let redis: Redis;
+  let cache: BalanceCache;
 
   beforeAll(async () => {
     server = await startPrivateRedis();
     redis = createRedis(server.url, { timeouts: { REDIS_COMMAND_TIMEOUT_MS: 300 } });
-    t = await openIngest('gate-redis', {}, { cache: new BalanceCache(redis, 'gate-redis-test:') });
+    cache = new BalanceCache(redis, 'gate-redis-test:');
+    t = await openIngest('gate-redis', {}, { cache });
     await setPrices(t.stack, { [PRODUCT]: { unit: 'request', unit_price: '1', per: 1, currency: 'USD' } });
   }, 120_000);
   afterAll(async () => {
@@ -53,6 +58,35 @@ describe('the spend gate and its Redis', () => {
     expect(retry.json()).toEqual(held[1]!.json());
     const balance = await inject()('GET', `/v1/accounts/${acct.id}/balance`, admin);
     expect(balance.json()).toMatchObject({ balance: '10.000000', held: '10.000000', spendable: '0.000000' });
+  });
+
+  it('a hold reserved before a flush and committed after the rebuild read Postgres is put back, and counts', async () => {
+    const acct = await createAccount(t.app);
+    expect((await inject()('POST', `/v1/accounts/${acct.id}/grants`, { ...admin, 'idempotency-key': uid('g') }, { kind: 'purchased', amount: '10' })).statusCode).toBe(201);
+    expect((await authorize(acct.id, '2')).statusCode).toBe(200);
+    const gate = cache.gate;
+    // The race, step by step: the reservation, then a flush and a rebuild from Postgres (which
+    // does not hold the new hold yet), then the hold's commit.
+    const nowMs = systemClock.now();
+    const holdId = newHoldId();
+    const reserved = await gate.reserve(acct.id, holdId, 3_000_000n, nowMs, new Date(nowMs).toISOString().slice(0, 7));
+    if (reserved.kind !== 'held') throw new Error(`expected a reservation, got ${JSON.stringify(reserved)}`);
+    await server.admin.flushall();
+    expect((await authorize(acct.id, '1')).statusCode).toBe(200); // rebuilds the gate: 2 + 1 held
+    const expiresAt = new Date(reserved.expiresMs);
+    await insertHolds(t.stack.pool, [{
+      id: holdId, accountId: acct.id, idempotencyKey: uid('k'), product: PRODUCT, maxQuantity: 3_000_000n, amount: 3_000_000n,
+      currency: 'USD', status: 'open', refusal: null, createdAt: new Date(nowMs), expiresAt,
+    }]);
+    const hold = { id: holdId, amount: 3_000_000n, expiresMs: reserved.expiresMs };
+    expect(await gate.keepHeld(acct.id, hold, reserved.epoch)).toBe(true);
+    expect(await gate.keepHeld(acct.id, hold, reserved.epoch)).toBe(false); // once
+    // 10 - (2 + 1 + 3) = 4 spendable, in the gate as in Postgres.
+    expect((await gate.heldAt(acct.id, systemClock.now())).toString()).toBe('6000000');
+    const balance = await inject()('GET', `/v1/accounts/${acct.id}/balance`, admin);
+    expect(balance.json()).toMatchObject({ balance: '10.000000', held: '6.000000', spendable: '4.000000' });
+    expect((await authorize(acct.id, '5')).statusCode).toBe(402);
+    expect((await authorize(acct.id, '4')).statusCode).toBe(200);
   });
 
   it('answers 503 when Redis is gone: fail closed', async () => {

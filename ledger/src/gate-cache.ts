@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { GateRefusalCode, type GateRefusal } from '@meterstream/schemas';
 import type { AccountState } from './account-state.js';
@@ -6,7 +7,7 @@ import type { AccountState } from './account-state.js';
  * The spend gate in Redis, beside each account's cached state (balance-cache.ts, key acct:<id>,
  * which also carries the figures decided on: grants as expiry:remaining, overdraft, mode, the
  * month's postpaid usage). Per account:
- *   gate:<id>   hash: ready (rebuilt from Postgres), held (sum of open holds), h:<hold id> = amount
+ *   gate:<id>   hash: ready (rebuilt from Postgres), ep (which rebuild), held (sum of open holds), h:<hold id> = amount
  *   gatex:<id>  sorted set: hold id by expiry (epoch ms)
  *   gcfg:<id>   hash, expiring: suspended, payment method, limits, month spend, hold TTL
  * Postgres (table holds) is the truth; this is rebuilt from it whenever a piece is missing.
@@ -44,7 +45,8 @@ export function gateFields(s: AccountState): [string, string, string, string, st
  * KEYS: acct, gate, gatex, gcfg. ARGV: now ms, amount, hold id, the month of now, refresh ms.
  * Answers MISS_ACCOUNT / MISS_GATE / MISS_CONFIG (rebuild that piece from Postgres), STALE (the
  * allowed limit's month spend is older than the cached ledger seq), NO <code>, or OK <expires ms>;
- * NO and OK carry a third element, '1', when the config expires within refresh ms (read it again).
+ * NO and OK carry a third element, '1', when the config expires within refresh ms (read it again);
+ * OK a fourth, the rebuild the reservation was made in (ep).
  */
 const AUTHORIZE = `
 ${CLOSE_HOLDS_LUA}
@@ -84,21 +86,35 @@ if code then return {'NO', code, refresh} end
 redis.call('HSET', KEYS[2], 'h:' .. ARGV[3], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'held', ARGV[2])
 redis.call('ZADD', KEYS[3], exp, ARGV[3])
-return {'OK', string.format('%.0f', exp), refresh}`;
+return {'OK', string.format('%.0f', exp), refresh, redis.call('HGET', KEYS[2], 'ep') or ''}`;
 
 /**
  * Loads the open holds of an account whose gate is not ready (a flush, a restart of Redis).
- * KEYS: gate, gatex. ARGV: held sum, then id, amount, expires ms for each open hold. A no-op when
- * another instance rebuilt it first: from then on every hold went through Redis.
+ * KEYS: gate, gatex. ARGV: held sum, this rebuild's id (ep), then id, amount, expires ms for each
+ * open hold. A no-op when another instance rebuilt it first: from then on every hold went through Redis.
  */
 const INIT_GATE = `
 if redis.call('HEXISTS', KEYS[1], 'ready') == 1 then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], 'ready', '1', 'held', ARGV[1])
-for i = 2, #ARGV, 3 do
+redis.call('HSET', KEYS[1], 'ready', '1', 'held', ARGV[1], 'ep', ARGV[2])
+for i = 3, #ARGV, 3 do
   redis.call('HSET', KEYS[1], 'h:' .. ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i])
 end
+return 1`;
+
+/**
+ * A hold reserved before a flush and committed to Postgres after the rebuild read it is in neither
+ * copy the rebuild made: put back. KEYS: gate, gatex. ARGV: the rebuild the reservation was made in
+ * (ep), hold id, amount, expires ms. A no-op while the gate is the one it was reserved in, or not
+ * rebuilt yet (the rebuild will read the committed hold); 1 when it was put back.
+ */
+const KEEP_HELD = `
+local ep = redis.call('HGET', KEYS[1], 'ep')
+if not ep or ep == ARGV[1] or redis.call('HEXISTS', KEYS[1], 'h:' .. ARGV[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'h:' .. ARGV[2], ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'held', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
 return 1`;
 
 /** KEYS: gate, gatex. ARGV: now ms. The sum of the holds that have not expired. */
@@ -151,11 +167,15 @@ export type Reservation =
   | { kind: 'miss'; what: 'account' | 'gate' | 'config' }
   | { kind: 'stale' }
   | { kind: 'refused'; code: GateRefusal; refresh?: true }
-  | { kind: 'held'; expiresMs: number; refresh?: true };
+  | { kind: 'held'; expiresMs: number; refresh?: true; /** the gate's rebuild it was reserved in (keepHeld) */ epoch: string };
+
+/** The scripts sent in an event-loop turn's pipeline. */
+type TurnCommand = 'msAuthorize' | 'msKeepHeld';
 
 type GateCommands = {
   msAuthorize(...args: string[]): Promise<string[]>;
   msInitGate(...args: string[]): Promise<number>;
+  msKeepHeld(...args: string[]): Promise<number>;
   msCloseHolds(...args: string[]): Promise<number>;
   msHeld(...args: string[]): Promise<string>;
   msRefreshConfig(...args: string[]): Promise<number>;
@@ -176,27 +196,36 @@ const GATE_CONFIG_REFRESH_MS = 30_000;
 
 export class GateCache {
   private readonly r: Redis & GateCommands;
-  private reservations: { args: string[]; resolve: (reply: string[]) => void; reject: (err: unknown) => void }[] = [];
+  private turn: { command: TurnCommand; args: string[]; resolve: (reply: unknown) => void; reject: (err: unknown) => void }[] = [];
 
   constructor(redis: Redis, private readonly prefix: string) {
     redis.defineCommand('msAuthorize', { numberOfKeys: 4, lua: AUTHORIZE });
     redis.defineCommand('msInitGate', { numberOfKeys: 2, lua: INIT_GATE });
+    redis.defineCommand('msKeepHeld', { numberOfKeys: 2, lua: KEEP_HELD });
     redis.defineCommand('msCloseHolds', { numberOfKeys: 2, lua: CLOSE });
     redis.defineCommand('msHeld', { numberOfKeys: 2, lua: HELD });
     redis.defineCommand('msRefreshConfig', { numberOfKeys: 1, lua: REFRESH_CONFIG });
     this.r = redis as Redis & GateCommands;
   }
 
-  private sendReservations(): void {
-    const batch = this.reservations;
-    this.reservations = [];
-    const pipeline = this.r.pipeline() as ReturnType<Redis['pipeline']> & Pick<GateCommands, 'msAuthorize'>;
-    for (const q of batch) void pipeline.msAuthorize(...q.args);
+  /** Runs a script in this turn of the event loop's pipeline (see reserve). */
+  private inTurn<T>(command: TurnCommand, args: string[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.turn.push({ command, args, resolve: resolve as (reply: unknown) => void, reject });
+      if (this.turn.length === 1) setImmediate(() => this.sendTurn());
+    });
+  }
+
+  private sendTurn(): void {
+    const batch = this.turn;
+    this.turn = [];
+    const pipeline = this.r.pipeline() as ReturnType<Redis['pipeline']> & Pick<GateCommands, TurnCommand>;
+    for (const q of batch) void pipeline[q.command](...q.args);
     pipeline.exec().then((results) => {
       batch.forEach((q, i) => {
-        const [err, reply] = results?.[i] ?? [new Error('Redis answered no result for a reservation'), null];
+        const [err, reply] = results?.[i] ?? [new Error('Redis answered no result for a pipelined script'), null];
         if (err) q.reject(err);
-        else q.resolve(reply as string[]);
+        else q.resolve(reply);
       });
     }, (err: unknown) => {
       for (const q of batch) q.reject(err);
@@ -209,21 +238,16 @@ export class GateCache {
 
   /**
    * The one round trip of an authorization: checks what the account may spend and reserves the
-   * amount. The reservations asked for in one turn of the event loop go out as one pipeline:
-   * one write and one read for all the requests that arrived together, each still its own script.
+   * amount. The scripts asked for in one turn of the event loop go out as one pipeline: one write
+   * and one read for all the requests that arrived together, each still its own script.
    */
   async reserve(accountId: string, holdId: string, amount: bigint, nowMs: number, month: string): Promise<Reservation> {
     const k = this.keys(accountId);
-    const [kind, arg, refresh] = await new Promise<string[]>((resolve, reject) => {
-      this.reservations.push({
-        args: [k.account, k.holds, k.expiries, k.config, String(nowMs), amount.toString(), holdId, month, String(GATE_CONFIG_REFRESH_MS)],
-        resolve, reject,
-      });
-      if (this.reservations.length === 1) setImmediate(() => this.sendReservations());
-    });
+    const [kind, arg, refresh, epoch] = await this.inTurn<string[]>('msAuthorize',
+      [k.account, k.holds, k.expiries, k.config, String(nowMs), amount.toString(), holdId, month, String(GATE_CONFIG_REFRESH_MS)]);
     const soon = refresh === '1' ? { refresh: true as const } : {};
     switch (kind) {
-      case 'OK': return { kind: 'held', expiresMs: Number(arg), ...soon };
+      case 'OK': return { kind: 'held', expiresMs: Number(arg), epoch: epoch ?? '', ...soon };
       case 'NO': return { kind: 'refused', code: GateRefusalCode.parse(arg), ...soon };
       case 'STALE': return { kind: 'stale' };
       case 'MISS_ACCOUNT': return { kind: 'miss', what: 'account' };
@@ -243,7 +267,17 @@ export class GateCache {
   async init(accountId: string, holds: readonly OpenHold[]): Promise<void> {
     const k = this.keys(accountId);
     const held = holds.reduce((sum, h) => sum + h.amount, 0n);
-    await this.r.msInitGate(k.holds, k.expiries, held.toString(), ...holds.flatMap((h) => [h.id, h.amount.toString(), String(h.expiresMs)]));
+    await this.r.msInitGate(k.holds, k.expiries, held.toString(), randomBytes(6).toString('hex'),
+      ...holds.flatMap((h) => [h.id, h.amount.toString(), String(h.expiresMs)]));
+  }
+
+  /**
+   * After a hold is committed: puts it back if the gate was rebuilt since it was reserved (a flush
+   * in between; the rebuild read Postgres before the commit). True when it was put back.
+   */
+  async keepHeld(accountId: string, hold: OpenHold, epoch: string): Promise<boolean> {
+    const k = this.keys(accountId);
+    return (await this.inTurn<number>('msKeepHeld', [k.holds, k.expiries, epoch, hold.id, hold.amount.toString(), String(hold.expiresMs)])) === 1;
   }
 
   /** refresh: only where the config is still there (read ahead of its expiry, see Reservation). */

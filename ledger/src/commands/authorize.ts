@@ -173,7 +173,15 @@ export class Gate {
         await gate.close(req.accountId, [id]).catch(() => undefined);
         throw e;
       }
-      if (stored) return { kind: 'held', hold: toHold(base, r.expiresMs), replayed: false };
+      if (stored) {
+        // A flush between the reservation and this commit: the rebuild read Postgres without the
+        // hold, so it is put back (not awaited: the hold is durable; its expiry bounds a failure).
+        gate.keepHeld(req.accountId, { id, amount, expiresMs: r.expiresMs }, r.epoch).then(
+          (kept) => { if (kept) this.deps.log.warn({ accountId: req.accountId, holdId: id }, 'hold put back into the gate: Redis was rebuilt between its reservation and its commit'); },
+          (e: unknown) => this.deps.log.warn({ err: (e as Error).message, accountId: req.accountId, holdId: id }, 'could not check the hold against a rebuilt gate; its expiry bounds it'),
+        );
+        return { kind: 'held', hold: toHold(base, r.expiresMs), replayed: false };
+      }
       // The key was used before (a retry): its first answer stands, this reservation goes.
       await gate.close(req.accountId, [id]);
       return this.replay(req);
