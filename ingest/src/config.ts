@@ -29,6 +29,9 @@ export const IngestConfig = BaseConfig.extend({
   RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(3000).describe(
     "Requests per account per RATE_LIMIT_WINDOW_MS, counted in Redis across instances; all of an account's keys share it, so adding or rotating keys does not raise it. The admin key is not limited.",
   ),
+  RATE_LIMIT_TENANT_MAX: z.coerce.number().int().min(1).default(30_000).describe(
+    "Requests per tenant per RATE_LIMIT_WINDOW_MS with the tenant's service keys, counted in Redis across instances: one budget for every account the tenant reaches through them (an account's own keys count against RATE_LIMIT_MAX).",
+  ),
   RATE_LIMIT_WINDOW_MS: ms(100, 60_000).describe('The window RATE_LIMIT_MAX counts requests in.'),
   API_KEY_CACHE_TTL_MS: ms(0, 5_000).describe(
     'How long a found key is trusted without asking Postgres. Revocations reach every instance at once over LISTEN/NOTIFY; this only bounds how long a revoked key lives on an instance whose LISTEN connection is down.',

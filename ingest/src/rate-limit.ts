@@ -70,21 +70,27 @@ function redisWithLocalFallback(redis: Redis | undefined, keyPrefix: string, log
 }
 
 /**
- * Per-account request limits on every authenticated route: the hook runs after the route's own
- * authentication hook, so the principal is known. The admin key (the operator) is not limited.
+ * Per-account request limits on every authenticated route, and per-tenant ones for tenant service
+ * keys: the hook runs after the route's own authentication hook, so the principal is known. The
+ * admin key (the operator) is not limited.
  */
 export async function installRateLimit(app: FastifyInstance, o: { config: IngestConfig; redis: Redis | undefined; log: Logger }): Promise<void> {
   const window = o.config.RATE_LIMIT_WINDOW_MS;
   await app.register(rateLimit, {
     hook: 'onRequest',
-    max: o.config.RATE_LIMIT_MAX,
+    max: (req) => (req.principal?.kind === 'tenant' ? o.config.RATE_LIMIT_TENANT_MAX : o.config.RATE_LIMIT_MAX),
     timeWindow: window,
     store: redisWithLocalFallback(o.redis, `${o.config.REDIS_PREFIX}ratelimit:`, o.log),
-    keyGenerator: (req) => (req.principal?.kind === 'account' ? req.principal.accountId : ''),
-    allowList: (req) => req.principal?.kind !== 'account',
+    // Account ids and tenant ids share the store: a tenant's count is kept apart by a byte no id holds.
+    keyGenerator: (req) => {
+      const p = req.principal;
+      if (p?.kind === 'account') return p.accountId;
+      return p?.kind === 'tenant' ? `tenant\u0000${p.tenantId}` : '';
+    },
+    allowList: (req) => req.principal?.kind !== 'account' && req.principal?.kind !== 'tenant',
     errorResponseBuilder: (req, ctx) => new ApiError(
       429, 'RATE_LIMITED',
-      `this account may make ${ctx.max} requests per ${window / 1000} s; retry in ${ctx.after} (see the Retry-After header)`,
+      `this ${req.principal?.kind === 'tenant' ? 'tenant' : 'account'} may make ${ctx.max} requests per ${window / 1000} s; retry in ${ctx.after} (see the Retry-After header)`,
     ),
   });
 }

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@meterstream/platform/config';
 import { createLogger } from '@meterstream/platform/logger';
 import { createRedis, type Redis } from '@meterstream/platform/redis';
+import { issueKey } from '@meterstream/platform/stores/api-keys';
+import { createTenant } from '@meterstream/platform/stores/tenants';
 import { waitFor } from '../../tests/support/processes.js';
 import { buildApp } from '../src/app.js';
 import { IngestConfig } from '../src/config.js';
@@ -13,6 +15,7 @@ import { ADMIN_KEY, admin, bearer, createAccount, openIngest, type TestIngest } 
 
 const LIMITS = {
   RATE_LIMIT_MAX: '3',
+  RATE_LIMIT_TENANT_MAX: '4',
   RATE_LIMIT_WINDOW_MS: '60000',
   // Long enough that nothing expires during the test: what is counted is the caches' doing.
   API_KEY_NEGATIVE_CACHE_TTL_MS: '600000',
@@ -69,6 +72,24 @@ describe('per-account rate limits', () => {
     expect((await balance(a, acct.id, second.json().api_key)).statusCode).toBe(429);
     expect((await balance(b, bystander.id, bystander.api_key)).statusCode).toBe(200);
     for (let i = 0; i < 5; i++) expect((await balance(a, acct.id, ADMIN_KEY)).statusCode).toBe(200);
+  });
+
+  it("count a tenant's service keys per tenant, across its accounts and apart from the accounts' own budgets", async () => {
+    const [a, b] = [await instance(t.stack.redis), await instance(t.stack.redis)];
+    const [first, second] = [await createAccount(a), await createAccount(a)];
+    const tenant = await createTenant(t.stack.pool, { name: 'Rate-limited tenant', defaultPlanId: 'test-no-gift-usd-prepaid' });
+    await t.stack.pool.query('UPDATE accounts SET tenant_id = $1 WHERE id = ANY($2::text[])', [tenant.id, [first.id, second.id]]);
+    const key = (await issueKey(t.stack.pool, { kind: 'service', tenantId: tenant.id })).apiKey;
+
+    const statuses = [];
+    for (const [app, acct] of [[a, first], [b, second], [a, second], [b, first]] as const) statuses.push((await balance(app, acct.id, key)).statusCode);
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    const limited = await balance(a, first.id, key);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toEqual({ error: { code: 'RATE_LIMITED', message: expect.stringMatching(/^this tenant may make 4 requests per 60 s/) } });
+    // The accounts' own keys keep their own budgets.
+    expect((await balance(b, first.id, first.api_key)).statusCode).toBe(200);
+    expect((await balance(a, second.id, second.api_key)).statusCode).toBe(200);
   });
 
   it('keep counting in memory while Redis does not answer, instead of failing requests', async () => {
