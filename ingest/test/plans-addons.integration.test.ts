@@ -86,6 +86,20 @@ describe('add-ons', () => {
     expect((await inject('GET', `/v1/accounts/${short.id}/addons`, bearer(short.api_key))).json().addons.map((x: { state: string }) => x.state)).toEqual(['suspended']);
   });
 
+  it('refuses an add-on and a plan change on a closed account: 404, nothing charged or scheduled', async () => {
+    const a = await account(await plan('3'), '5');
+    const target = await plan('2');
+    expect((await inject('DELETE', `/v1/accounts/${a.id}`, admin)).statusCode).toBe(200);
+    const on = await inject('POST', `/v1/accounts/${a.id}/addons`, admin, { addon: 'concurrency' });
+    expect([on.statusCode, on.json().error.code]).toEqual([404, 'ACCOUNT_NOT_FOUND']);
+    const moved = await inject('PUT', `/v1/accounts/${a.id}/plan`, { ...admin, 'idempotency-key': 'closed-move' }, { plan_id: target });
+    expect([moved.statusCode, moved.json().error.code]).toEqual([404, 'ACCOUNT_NOT_FOUND']);
+    const entries = await t.stack.pool.query<{ kind: string }>(
+      "SELECT kind FROM ledger_entries WHERE account_id = $1 AND kind IN ('addon', 'plan_change')", [a.id]);
+    expect(entries.rows).toEqual([]);
+    expect((await t.stack.pool.query('SELECT pending_plan_id FROM accounts WHERE id = $1', [a.id])).rows).toEqual([{ pending_plan_id: null }]);
+  });
+
   it('refuses an add-on the plan does not offer, one never activated, and another account\'s key', async () => {
     const a = await account(await plan('1'), '5');
     const other = await account(await plan('1'), '5');

@@ -35,7 +35,8 @@ export async function activateAddon(order: WriteOrder, req: { accountId: string;
     name: 'activate-addon',
     async transaction(c) {
       const nowMs = order.now();
-      const state = (await loadAccountStates(c, [req.accountId], { forUpdate: true, nowMs })).get(req.accountId);
+      // A closed account is as unknown: nothing is charged or scheduled on it.
+      const state = (await loadAccountStates(c, [req.accountId], { forUpdate: true, nowMs, excludeClosed: true })).get(req.accountId);
       if (!state) throw new AccountNotFoundError(`account ${req.accountId} does not exist`);
       const account = (await getAccountPlan(c, req.accountId))!;
       const offer = await lockPlanAddon(c, account.planId, req.addon);

@@ -48,7 +48,8 @@ export async function changePlan(order: WriteOrder, req: ChangePlanRequest): Pro
     name: 'change-plan',
     async transaction(c) {
       const nowMs = order.now();
-      const state = (await loadAccountStates(c, [req.accountId], { forUpdate: true, nowMs })).get(req.accountId);
+      // A closed account is as unknown: nothing is charged or scheduled on it.
+      const state = (await loadAccountStates(c, [req.accountId], { forUpdate: true, nowMs, excludeClosed: true })).get(req.accountId);
       if (!state) throw new AccountNotFoundError(`account ${req.accountId} does not exist`);
       const account = (await getAccountPlan(c, req.accountId))!;
       const earlier = await c.query<{ kind: string; request_hash: string }>(
