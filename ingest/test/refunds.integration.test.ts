@@ -69,6 +69,12 @@ describe('refunds', () => {
 
     const balance = (await inject()('GET', `/v1/accounts/${acct.id}/balance`, bearer(acct.api_key))).json<{ balance: string }>();
     expect(balance.balance).toBe('0.000000');
+    // The payments list shows the refund beside the payment.
+    const listed = (await inject()('GET', `/v1/accounts/${acct.id}/payments`, bearer(acct.api_key))).json<{ payments: Record<string, unknown>[] }>().payments;
+    expect(listed).toEqual([expect.objectContaining({
+      id: payment!.id, amount: '50.000000', credits_granted: '50.000000',
+      refund: { id: refund.id, amount: '30.000000', state: 'succeeded', date: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) },
+    })]);
     const history = (await inject()('GET', `/v1/accounts/${acct.id}/transactions`, bearer(acct.api_key)))
       .json<{ transactions: { kind: string; amount: string; direction: string; reason: string | null }[] }>().transactions;
     expect(history.filter((h) => h.kind === 'refund')).toEqual([

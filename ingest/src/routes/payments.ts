@@ -10,6 +10,7 @@ const toPayment = (p: PaymentRecord): Payment => ({
   id: p.id, account_id: p.accountId, top_up_id: p.topUpId, amount: formatMicros(p.amount), currency: p.currency, date: p.paidAt.toISOString(),
   method: p.method, status: p.status, credits_granted: formatMicros(p.creditsGranted), invoice_number: invoiceNumber(p),
   invoice_url: `/v1/accounts/${p.accountId}/payments/${p.id}/invoice.pdf`,
+  refund: p.refund && { id: p.refund.id, amount: formatMicros(p.refund.amount), state: p.refund.state, date: p.refund.createdAt.toISOString() },
 });
 
 /** The Payments page (seed 004): every completed payment, each with its PDF invoice. */
@@ -25,8 +26,8 @@ export const paymentRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
     {
       onRequest: ctx.keys.allow('billing:read'),
       schema: {
-        summary: "The account's completed payments: amount, date, method, status, credits granted, invoice",
-        description: 'Every payment that succeeded, newest first, with the credits it granted and the path of its PDF invoice.',
+        summary: "The account's completed payments: amount, date, method, status, credits granted, invoice, refund",
+        description: 'Every payment that succeeded, newest first, with the credits it granted, the path of its PDF invoice and its refund, if any.',
         tags: ['payments'],
         params: AccountParams,
         response: { 200: PaymentList, ...errorResponses(400, 401, 403, 404) },

@@ -59,21 +59,26 @@ export interface PaymentRecord {
   vatAmount: bigint;
   paidAt: Date;
   buyerEmail: string | null;
+  /** Its refund (POST …/refund: the unspent part), if one was made. */
+  refund: { id: string; amount: bigint; state: 'pending' | 'succeeded'; createdAt: Date } | null;
 }
 
 const PaymentRow = z.object({
   id: z.string(), account_id: z.string(), top_up_id: z.string(), amount: z.bigint(), currency: Currency, status: z.literal('succeeded'),
   method: z.string(), credits_granted: z.bigint(), invoice_issuer: z.string(), invoice_number: z.bigint(), vat_rate_percent: z.string(),
   vat_amount: z.bigint(), paid_at: z.date(), buyer_email: z.string().nullable(),
+  refund_id: z.string().nullable(), refund_amount: z.bigint().nullable(), refund_state: z.enum(['pending', 'succeeded']).nullable(), refund_at: z.date().nullable(),
 }).transform((r): PaymentRecord => ({
   id: r.id, accountId: r.account_id, topUpId: r.top_up_id, amount: r.amount, currency: r.currency, status: r.status, method: r.method,
   creditsGranted: r.credits_granted, invoiceIssuer: r.invoice_issuer, invoiceNumber: r.invoice_number, vatRatePercent: r.vat_rate_percent,
   vatAmount: r.vat_amount, paidAt: r.paid_at, buyerEmail: r.buyer_email,
+  refund: r.refund_id === null ? null : { id: r.refund_id, amount: r.refund_amount!, state: r.refund_state!, createdAt: r.refund_at! },
 }));
 
 const SELECT = `SELECT p.id, p.account_id, p.top_up_id, p.amount, p.currency, p.status, p.method, p.credits_granted, p.invoice_issuer,
-  p.invoice_number, p.vat_rate_percent::text AS vat_rate_percent, p.vat_amount, p.paid_at, a.email AS buyer_email
-  FROM payments p JOIN accounts a ON a.id = p.account_id`;
+  p.invoice_number, p.vat_rate_percent::text AS vat_rate_percent, p.vat_amount, p.paid_at, a.email AS buyer_email,
+  r.id AS refund_id, r.amount AS refund_amount, r.state AS refund_state, r.created_at AS refund_at
+  FROM payments p JOIN accounts a ON a.id = p.account_id LEFT JOIN refunds r ON r.payment_id = p.id`;
 
 export interface NewPayment {
   accountId: string;

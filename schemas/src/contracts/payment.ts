@@ -51,6 +51,12 @@ export const Payment = z.object({
   credits_granted: MoneyString,
   invoice_number: z.string(),
   invoice_url: z.string().describe('the PDF invoice (same authorization as this list)'),
+  refund: z.object({
+    id: z.string(),
+    amount: MoneyString.describe('money given back: the credits of the payment still unspent when it was refunded'),
+    state: z.enum(['pending', 'succeeded']).describe('pending until Stripe confirms the refund'),
+    date: z.string().describe('when the refund was made'),
+  }).nullable().describe('its refund, if one was made (POST …/payments/{paymentId}/refund)'),
 });
 export type Payment = z.infer<typeof Payment>;
 
