@@ -19,7 +19,7 @@ describe('POST /v1/accounts', () => {
     const body = res.json();
     expect(body).toEqual({
       id: expect.stringMatching(/^acct_[0-9a-f]{24}$/), email, currency: 'EUR', billing_mode: 'postpaid',
-      plan_id: 'default-eur-postpaid', created_at: expect.any(String), closed_at: null, api_key: expect.stringMatching(/^msk_/),
+      plan_id: 'default-eur-postpaid', billing_anchor_day: 1, created_at: expect.any(String), closed_at: null, api_key: expect.stringMatching(/^msk_/),
       signup_gift: expect.objectContaining({ kind: 'gift', amount: '10.000000' }),
     });
     const { rows } = await t.stack.pool.query('SELECT key_hash FROM api_keys WHERE account_id = $1', [body.id]);

@@ -144,4 +144,17 @@ describe('plan change and anchor day', () => {
     const bad = await inject('PUT', `/v1/accounts/${a.id}/billing-anchor-day`, bearer(a.api_key), { billing_anchor_day: 31 });
     expect([bad.statusCode, bad.json().error.code]).toEqual([400, 'VALIDATION_ERROR']);
   });
+
+  it('POST /v1/accounts takes the anchor day: the account\'s periods start on it from the first', async () => {
+    const body = { email: `${uid('anchor')}@example.com`, currency: 'USD', billing_mode: 'prepaid' };
+    const opened = await inject('POST', '/v1/accounts', admin, { ...body, billing_anchor_day: 15 });
+    expect([opened.statusCode, opened.json().billing_anchor_day]).toEqual([201, 15]);
+    expect((await inject('GET', `/v1/accounts/${opened.json().id}/plan`, admin)).json()).toMatchObject({
+      billing_anchor_day: 15, period: { id: '2031-01', starts_at: '2031-01-15T00:00:00.000Z', ends_at: '2031-02-15T00:00:00.000Z' },
+    });
+    const plain = await inject('POST', '/v1/accounts', admin, { ...body, email: `${uid('anchor')}@example.com` });
+    expect([plain.statusCode, plain.json().billing_anchor_day]).toEqual([201, 1]);
+    const bad = await inject('POST', '/v1/accounts', admin, { ...body, email: `${uid('anchor')}@example.com`, billing_anchor_day: 29 });
+    expect([bad.statusCode, bad.json().error.code]).toEqual([400, 'VALIDATION_ERROR']);
+  });
 });

@@ -13,7 +13,7 @@ const GrantHeaders = z.looseObject({
 });
 
 const toAccount = (a: AccountRecord): Account => ({
-  id: a.id, email: a.email, currency: a.currency, billing_mode: a.billingMode, plan_id: a.planId,
+  id: a.id, email: a.email, currency: a.currency, billing_mode: a.billingMode, plan_id: a.planId, billing_anchor_day: a.billingAnchorDay,
   created_at: a.createdAt.toISOString(), closed_at: a.closedAt?.toISOString() ?? null,
 });
 
@@ -33,11 +33,12 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
       },
     },
     async (req, reply) => {
-      const { email, currency, billing_mode, plan_id } = req.body;
+      const { email, currency, billing_mode, plan_id, billing_anchor_day } = req.body;
       try {
         // The account, its first key and its gift commit together: an account nobody can reach is never left behind.
         const opened = await openAccount(ctx.ledger, {
-          email, currency, billingMode: billing_mode, ...(plan_id === undefined ? {} : { planId: plan_id }), tombstoneKey: ctx.config.EMAIL_TOMBSTONE_KEY,
+          email, currency, billingMode: billing_mode, ...(plan_id === undefined ? {} : { planId: plan_id }),
+          ...(billing_anchor_day === undefined ? {} : { billingAnchorDay: billing_anchor_day }), tombstoneKey: ctx.config.EMAIL_TOMBSTONE_KEY,
         });
         return reply.code(201).send({ ...toAccount(opened.account), api_key: opened.apiKey, signup_gift: opened.signupGift });
       } catch (e) {

@@ -19,6 +19,8 @@ export interface OpenAccountRequest {
   billingMode: BillingMode;
   /** By default the plan of the currency and billing mode (defaultPlanId). */
   planId?: string;
+  /** 1 to 28; by default 1 (calendar months). */
+  billingAnchorDay?: number;
   /** EMAIL_TOMBSTONE_KEY: the HMAC key of the email tombstones. */
   tombstoneKey: string;
 }
@@ -53,7 +55,10 @@ export async function openAccount(order: WriteOrder, req: OpenAccountRequest): P
       if (plan.currency !== req.currency || plan.billingMode !== req.billingMode) {
         throw new PlanMismatchError(`plan ${plan.id} is for ${plan.currency} ${plan.billingMode} accounts, not ${req.currency} ${req.billingMode}`);
       }
-      const account = await createAccount(c, { email: req.email, currency: req.currency, billingMode: req.billingMode, planId: plan.id });
+      const account = await createAccount(c, {
+        email: req.email, currency: req.currency, billingMode: req.billingMode, planId: plan.id,
+        ...(req.billingAnchorDay === undefined ? {} : { billingAnchorDay: req.billingAnchorDay }),
+      });
       const key = await issueApiKey(c, account.id);
       const opened = { account, apiKey: key.apiKey };
       const gifted = plan.signupGiftAmount > 0n && await claimSignupGift(c, emailTombstone(req.email, req.tombstoneKey), account.id);

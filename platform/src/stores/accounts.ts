@@ -19,6 +19,8 @@ export interface AccountRecord {
   currency: Currency;
   billingMode: BillingMode;
   planId: string;
+  /** The day of the month (UTC) its periods start on. */
+  billingAnchorDay: number;
   createdAt: Date;
   /** Set by closeAccount: its keys are revoked and the rater dead-letters its events. */
   closedAt: Date | null;
@@ -32,25 +34,29 @@ export interface NewAccount {
   billingMode: BillingMode;
   /** A plan of the account's currency and billing mode; by default defaultPlanId of them. */
   planId?: string;
+  /** 1 to 28; by default 1 (calendar months). */
+  billingAnchorDay?: number;
 }
 
 /** A row of accounts as pg returns it, parsed into the domain type. */
 export const AccountRow = z
   .object({
-    id: z.string(), email: z.string().nullable(), currency: Currency, billing_mode: BillingMode, plan_id: z.string(), created_at: z.date(), closed_at: z.date().nullable(),
+    id: z.string(), email: z.string().nullable(), currency: Currency, billing_mode: BillingMode, plan_id: z.string(), billing_anchor_day: z.number().int(),
+    created_at: z.date(), closed_at: z.date().nullable(),
   })
   .transform((r): AccountRecord => ({
-    id: r.id, email: r.email, currency: r.currency, billingMode: r.billing_mode, planId: r.plan_id, createdAt: r.created_at, closedAt: r.closed_at,
+    id: r.id, email: r.email, currency: r.currency, billingMode: r.billing_mode, planId: r.plan_id, billingAnchorDay: r.billing_anchor_day,
+    createdAt: r.created_at, closedAt: r.closed_at,
   }));
 
-const COLUMNS = 'id, email, currency, billing_mode, plan_id, created_at, closed_at';
+const COLUMNS = 'id, email, currency, billing_mode, plan_id, billing_anchor_day, created_at, closed_at';
 
 /** Opens an account with no money state yet: no grants, no overdraft, ledger_seq 0. */
 export async function createAccount(db: Db, input: NewAccount): Promise<AccountRecord> {
   const id = input.id ?? `acct_${randomBytes(12).toString('hex')}`;
   const [account] = await queryRows(db, 'accounts', AccountRow,
-    `INSERT INTO accounts (id, email, currency, billing_mode, plan_id) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
-    [id, input.email, input.currency, input.billingMode, input.planId ?? defaultPlanId(input.currency, input.billingMode)]);
+    `INSERT INTO accounts (id, email, currency, billing_mode, plan_id, billing_anchor_day) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+    [id, input.email, input.currency, input.billingMode, input.planId ?? defaultPlanId(input.currency, input.billingMode), input.billingAnchorDay ?? 1]);
   return account!;
 }
 

@@ -16,10 +16,10 @@ describe('store rows parsed into domain types', () => {
   });
 
   it('reads an account and a key, revoked or not', () => {
-    const account = { id: 'a1', email: 'a@example.com', currency: 'EUR', billing_mode: 'postpaid', plan_id: 'default-eur-postpaid', created_at: at };
+    const account = { id: 'a1', email: 'a@example.com', currency: 'EUR', billing_mode: 'postpaid', plan_id: 'default-eur-postpaid', billing_anchor_day: 12, created_at: at };
     expect(parseRows('accounts', AccountRow, [{ ...account, closed_at: null }, { ...account, closed_at: at }])).toEqual([
-      { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', createdAt: at, closedAt: null },
-      { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', createdAt: at, closedAt: at },
+      { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', billingAnchorDay: 12, createdAt: at, closedAt: null },
+      { id: 'a1', email: 'a@example.com', currency: 'EUR', billingMode: 'postpaid', planId: 'default-eur-postpaid', billingAnchorDay: 12, createdAt: at, closedAt: at },
     ]);
     const key = { id: `key_${'0a'.repeat(12)}`, kind: 'member', account_id: 'a1', tenant_id: null, member_id: `mem_${'0b'.repeat(12)}`, role: 'billing', created_at: at };
     const record = { id: key.id, kind: 'member', accountId: 'a1', tenantId: null, memberId: key.member_id, role: 'billing', createdAt: at };

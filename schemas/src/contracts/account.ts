@@ -4,12 +4,15 @@ import { Currency, Id, IsoTimestamp, MoneyInput, MoneyString, SignedMoneyString 
 export const BillingMode = z.enum(['prepaid', 'postpaid']);
 export type BillingMode = z.infer<typeof BillingMode>;
 
+export const BillingAnchorDay = z.number().int().min(1).max(28).describe('the day of the month (UTC) the account\'s periods start on');
+
 export const AccountInput = z.object({
   // Trimmed before the check; the signup gift counts addresses normalized further (README, "Signup gift").
   email: z.string().trim().check(z.email()),
   currency: Currency,
   billing_mode: BillingMode,
   plan_id: Id.optional().describe('a plan of this currency and billing mode (GET /v1/plans); by default default-<currency>-<billing_mode>, e.g. default-usd-prepaid'),
+  billing_anchor_day: BillingAnchorDay.optional().describe('the day of the month (UTC, 1 to 28) its periods start on; by default 1 (calendar months); PUT /v1/accounts/{id}/billing-anchor-day changes it later'),
 });
 export type AccountInput = z.infer<typeof AccountInput>;
 
@@ -17,6 +20,7 @@ export const Account = AccountInput.extend({
   email: z.string().nullable().describe('null: provisioned by a tenant\'s first billable use (no signup, no signup gift)'),
   id: z.string(),
   plan_id: z.string(),
+  billing_anchor_day: BillingAnchorDay,
   created_at: z.string(),
   closed_at: z.string().nullable().describe('set by DELETE /v1/accounts/{id}: its keys no longer work, its records stay readable by the admin'),
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Currency, Id, MoneyInput, MoneyString } from './common.js';
-import { BillingMode } from './account.js';
+import { BillingAnchorDay, BillingMode } from './account.js';
 
 /**
  * When an add-on's monthly price is more than the account's credits: 'overdraft' takes it anyway
@@ -89,7 +89,7 @@ export type AccountPlanInput = z.infer<typeof AccountPlanInput>;
 
 /** PUT /v1/accounts/{id}/billing-anchor-day */
 export const BillingAnchorInput = z.object({
-  billing_anchor_day: z.number().int().min(1).max(28).describe('the day of the month (UTC) the account\'s periods start on'),
+  billing_anchor_day: BillingAnchorDay,
 });
 
 /** The account's plan, a pending change and its current period (GET /v1/accounts/{id}/plan). */
