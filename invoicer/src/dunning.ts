@@ -47,6 +47,8 @@ export interface InvoiceRef {
   stripeInvoiceId?: string;
   invoiceId?: string;
   event?: { id: string; type: string };
+  /** Stripe's attempt_count of a failed charge (1: the invoicer's own pay call): one notice per attempt. */
+  attempt?: number;
 }
 
 const seenBefore = async (c: PoolClient, ref: InvoiceRef) => ref.event !== undefined && !(await recordStripeEvent(c, ref.event.id, ref.event.type));
@@ -120,7 +122,10 @@ async function invoiceOfStripeOrId(c: PoolClient, id: string): Promise<InvoiceRe
 
 /**
  * Stripe could not charge the invoice (invoice.payment_failed, or a declined pay call): the
- * invoice is payment_failed and the account is told once what to do (pay before due_at).
+ * invoice is payment_failed and the account is told what to do (pay before due_at), once per
+ * charge attempt (seed 001: an alert if a transaction fails): the pay call's answer and Stripe's
+ * event of the same attempt give one notice, a later attempt that fails (a retry, the customer's
+ * card again) another.
  */
 export async function markPaymentFailed(order: WriteOrder, ref: InvoiceRef): Promise<Settlement> {
   return order.run<Settlement>({
@@ -133,7 +138,7 @@ export async function markPaymentFailed(order: WriteOrder, ref: InvoiceRef): Pro
       const nowMs = order.now();
       await c.query(`UPDATE invoices SET state = 'payment_failed', failed_at = to_timestamp($2::double precision / 1000) WHERE id = $1`, [inv.id, nowMs]);
       await recordNotifications(c, [{
-        accountId: inv.accountId, cause: `invoice:${inv.id}:payment_failed`,
+        accountId: inv.accountId, cause: `invoice:${inv.id}:payment_failed:${ref.attempt ?? 1}`,
         payload: { type: 'invoice.payment_failed', timestamp: new Date(nowMs).toISOString(), data: chargeData(inv) },
       }], nowMs);
       return { commit: true, value: { outcome: 'applied', invoice: { ...inv, state: 'payment_failed', failedAt: new Date(nowMs) } } };

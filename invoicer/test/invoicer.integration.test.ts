@@ -199,6 +199,19 @@ describe('the monthly invoice run', () => {
     expect(inv.state).toBe('payment_failed');
     const types = async () => (await stack.pool.query<{ type: string }>('SELECT type FROM notifications_outbox WHERE account_id = $1 ORDER BY created_at', [account])).rows.map((r) => r.type);
     expect(await types()).toEqual(['invoice.payment_failed']);
+    // Stripe's own event of that attempt (attempt_count 1) tells nothing more; the customer's card
+    // declined again (attempt 2) is a new failure with its own notice (seed 001: an alert if a transaction fails).
+    const { markPaymentFailed } = await import('../src/dunning.js');
+    const firstEvent = server.events.find((e) => e.type === 'invoice.payment_failed')!;
+    expect((firstEvent.data.object as { attempt_count: number }).attempt_count).toBe(1);
+    await markPaymentFailed(deps.order, { stripeInvoiceId: inv.stripeInvoiceId!, event: { id: firstEvent.id, type: firstEvent.type }, attempt: 1 });
+    expect(await types()).toEqual(['invoice.payment_failed']);
+    await expect(server.payInvoice(inv.stripeInvoiceId!, { card: CARDS.declinesLater, send: false })).rejects.toThrow();
+    const retryEvent = server.events.filter((e) => e.type === 'invoice.payment_failed').at(-1)!;
+    expect((retryEvent.data.object as { attempt_count: number }).attempt_count).toBe(2);
+    expect(await markPaymentFailed(deps.order, { stripeInvoiceId: inv.stripeInvoiceId!, event: { id: retryEvent.id, type: retryEvent.type }, attempt: 2 }))
+      .toMatchObject({ outcome: 'applied' });
+    expect(await types()).toEqual(['invoice.payment_failed', 'invoice.payment_failed']);
 
     expect(await suspendOverdue(deps.order, { now: NOV + 7 * DAY - 1 })).toEqual([]);
     clock.set(NOV + 7 * DAY + 1000);
@@ -215,7 +228,7 @@ describe('the monthly invoice run', () => {
     expect(after.rows[0].suspended_at).toBeNull();
     const history = await stack.pool.query<{ kind: string }>(`SELECT kind FROM ledger_entries WHERE account_id = $1 ORDER BY seq`, [account]);
     expect(history.rows.map((r) => r.kind)).toEqual(['suspension', 'reinstatement']);
-    expect(await types()).toEqual(['invoice.payment_failed', 'account.suspended', 'invoice.paid', 'account.reinstated']);
+    expect(await types()).toEqual(['invoice.payment_failed', 'invoice.payment_failed', 'account.suspended', 'invoice.paid', 'account.reinstated']);
   });
 
   test('the 08:00 statement: month-to-date cost from ClickHouse beside the ledger, drift alerted', async ({ stack, clickhouse }) => {

@@ -71,7 +71,8 @@ export const stripeWebhookRoutes: FastifyPluginAsyncZod<RouteContext> = async (a
     const seen = await ctx.pool.query('SELECT 1 FROM stripe_events WHERE id = $1', [event.id]);
     if (seen.rowCount !== 0) return 'duplicate';
     // The event is recorded with the change (a concurrent delivery answers duplicate), and after an answer that changed nothing.
-    const ref = { stripeInvoiceId: (event.data.object as Stripe.Invoice).id!, event: { id: event.id, type: event.type } };
+    const invoice = event.data.object as Stripe.Invoice;
+    const ref = { stripeInvoiceId: invoice.id!, event: { id: event.id, type: event.type }, ...(invoice.attempt_count > 0 ? { attempt: invoice.attempt_count } : {}) };
     const done = event.type === 'invoice.paid' ? await markInvoicePaid(ctx.ledger, ref, ctx.cache.gate) : await markPaymentFailed(ctx.ledger, ref);
     await recordStripeEvent(ctx.pool, event.id, event.type);
     return done.outcome;
