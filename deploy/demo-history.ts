@@ -4,7 +4,7 @@
 // through Kafka and the pipeline's rater like any usage, timestamped by the demo clock.
 import { randomBytes } from 'node:crypto';
 import { systemClock, TestClock } from '@meterstream/platform/clock';
-import { createKafka, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { createKafka, SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import type { Logger } from '@meterstream/platform/logger';
 import type { Pool } from '@meterstream/platform/postgres';
 import { createRedis } from '@meterstream/platform/redis';
@@ -33,7 +33,7 @@ export async function creditHistoryStory(deps: { api: Api; config: IngestConfig;
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const redis = createRedis(config.REDIS_URL, { connectionName: 'meterstream-demo-clock', log, timeouts: config });
   const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-demo-clock', log, config);
-  const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const producer = kafka.producer(SERIAL_PRODUCER_CONFIG);
   await producer.connect();
   const cache = new CacheWriter(new BalanceCache(redis, config.REDIS_PREFIX), pool, log, { now: () => clock.now() });
   const order = new WriteOrder({ pool, send: serialSender(producer), cache, topics, log, now: () => clock.now(), publishWaitMs: 10_000 });

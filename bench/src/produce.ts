@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { encodeUsageEvent, toMicros, type UsageEvent, type UsageEventInput } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 
 /** Wall clock with sub-millisecond resolution, epoch ms. */
 export const now = (): number => performance.timeOrigin + performance.now();
@@ -14,7 +14,7 @@ export function toMessage(e: UsageEventInput): Message {
 
 /** The project's producer settings (idempotent, acks=all, murmur2 by account): per-account order holds. */
 export async function openProducer(kafka: Kafka): Promise<Producer> {
-  const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const producer = kafka.producer(SERIAL_PRODUCER_CONFIG);
   await producer.connect();
   return producer;
 }

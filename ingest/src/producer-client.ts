@@ -1,6 +1,6 @@
 import type { Kafka, Message, Producer, ProducerRecord } from 'kafkajs';
 import { checkTimestampWindow, encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG, MAX_SEND_BYTES, serialSender } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG, MAX_SEND_BYTES, serialSender } from '@meterstream/platform/kafka';
 import { formatIssues } from './issues.js';
 import { systemClock } from '@meterstream/platform/clock';
 
@@ -44,9 +44,9 @@ interface Waiter {
 
 /**
  * Produces usage events straight to Kafka: validated like the HTTP ingest, keyed by account_id,
- * idempotent with acks=all, batched, and bounded. Batches go out one at a time: everything that
- * queued while one was in flight forms the next (group commit), which also keeps kafkajs from
- * ever handing a failed request's sequence numbers to a concurrent one. A batch is bounded by
+ * acks=all (a retry may write an event twice; the rater charges it once), batched, and bounded.
+ * Batches go out one at a time: everything that queued while one was in flight forms the next
+ * (group commit). A batch is bounded by
  * the buffer, not by a message count: each Kafka round trip then carries as many events as the
  * request size allows, and serial round trips stop capping the throughput.
  */
@@ -69,13 +69,13 @@ export class UsageEventProducer {
   private closed = false;
 
   static async connect(kafka: Kafka, opts: UsageEventProducerOptions): Promise<UsageEventProducer> {
-    const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    const producer = kafka.producer(SERIAL_PRODUCER_CONFIG);
     await producer.connect();
     return new UsageEventProducer(producer, opts);
   }
 
   /**
-   * `producer` must be connected and built with IDEMPOTENT_PRODUCER_CONFIG (connect() does both).
+   * `producer` must be connected and built with SERIAL_PRODUCER_CONFIG (connect() does both).
    */
   constructor(private readonly producer: Producer, opts: UsageEventProducerOptions) {
     this.topic = opts.topic;
@@ -88,7 +88,7 @@ export class UsageEventProducer {
 
   /**
    * Sends other records (ledger entries, see @meterstream/ledger/write-order) through this same
-   * producer: one idempotent producer per process, and their requests coalesce with the events'.
+   * producer: one producer per process, and their requests coalesce with the events'.
    * Not counted in the buffer and not waited for by close(): what a shutdown cuts off, the
    * ledger's entry sweeper publishes later.
    */

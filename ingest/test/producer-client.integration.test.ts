@@ -1,5 +1,5 @@
 import { Partitioners } from 'kafkajs';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 import { describe, expect } from 'vitest';
 import { encodeUsageEvent, UsageEvent, type UsageEventInput } from '@meterstream/schemas';
 import { test as base } from '../../tests/support/test.js';
@@ -24,7 +24,7 @@ const event = (over: Partial<UsageEventInput> = {}): UsageEventInput => ({
 
 /** A client over a producer whose Produce requests are counted, to see how sends were batched. */
 async function countedProducer(stack: TestStack, opts: Partial<UsageEventProducerOptions> = {}) {
-  const kp = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const kp = stack.kafka.producer(SERIAL_PRODUCER_CONFIG);
   const counts = { produceRequests: 0 };
   kp.on(kp.events.REQUEST, (e) => {
     if (e.payload.apiName === 'Produce') counts.produceRequests++;

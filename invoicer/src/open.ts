@@ -1,6 +1,6 @@
 import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { systemClock, type Clock } from '@meterstream/platform/clock';
-import { createKafka, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { createKafka, SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import type { Logger } from '@meterstream/platform/logger';
 import { createPool } from '@meterstream/platform/postgres';
 import { createRedis } from '@meterstream/platform/redis';
@@ -24,7 +24,7 @@ export async function openInvoicer(
   const redis = createRedis(config.REDIS_URL, { connectionName: APP_NAME, log, timeouts: config });
   const cache = new BalanceCache(redis, config.REDIS_PREFIX);
   const ch = shared.ch ?? await createClickHouse({ url: config.CLICKHOUSE_URL, chdbPath: config.CHDB_PATH });
-  const producer = createKafka(config.KAFKA_BROKERS, APP_NAME, log, config).producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const producer = createKafka(config.KAFKA_BROKERS, APP_NAME, log, config).producer(SERIAL_PRODUCER_CONFIG);
   await producer.connect();
   const cacheWriter = new CacheWriter(cache, pool, log, { now: () => clock.now() });
   const stripe = stripeFromConfig(config);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import PgBoss from 'pg-boss';
 import type { Kafka } from 'kafkajs';
 import { systemClock, type Clock } from '@meterstream/platform/clock';
-import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import type { Logger } from '@meterstream/platform/logger';
 import { listen } from '@meterstream/platform/pg-listen';
 import type { Pool } from '@meterstream/platform/postgres';
@@ -94,7 +94,7 @@ export async function startScheduler(deps: SchedulerDeps): Promise<Scheduler> {
   const { log } = deps;
   const clock = deps.clock ?? systemClock;
   const topics = topicNames(deps.kafkaTopicPrefix);
-  const producer = deps.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const producer = deps.kafka.producer(SERIAL_PRODUCER_CONFIG);
   const send = serialSender(producer);
   const cacheWriter = new CacheWriter(deps.cache, deps.pool, log, { now: () => clock.now() });
   const order = new WriteOrder({ pool: deps.pool, send, cache: cacheWriter, topics, log, now: () => clock.now(), publishWaitMs: 10_000 });

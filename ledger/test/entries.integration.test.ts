@@ -3,7 +3,7 @@ import { describe, expect } from 'vitest';
 import { LedgerEntry, type Currency } from '@meterstream/schemas';
 import { createPool, inTransaction, type Pool } from '@meterstream/platform/postgres';
 import { ensureDatabase, migratePostgres } from '@meterstream/platform/migrate';
-import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { addGrant } from '@meterstream/ledger/commands/add-grant';
 import {
   findEntry, IdempotencyConflictError, recordEntries, sweepUnpublishedEntries, unpublishedEntries, type NewLedgerEntry,
@@ -75,7 +75,7 @@ describe('the sweep', () => {
     await ensureDatabase(url.toString());
     await migratePostgres(url.toString());
     const pool = createPool(url.toString(), 2);
-    const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    const producer = stack.kafka.producer(SERIAL_PRODUCER_CONFIG);
     await producer.connect();
     try {
       await pool.query(`INSERT INTO accounts (id, email, currency, billing_mode) VALUES ('acct-s', 's@example.com', 'EUR', 'prepaid')`);

@@ -78,15 +78,18 @@ async function waitForTopics(admin: Admin, topics: string[], timeoutMs = 30_000)
   }
 }
 
-export const IDEMPOTENT_PRODUCER_CONFIG: ProducerConfig = {
-  idempotent: true,
-  // Not 5 as in the Java client: kafkajs built its idempotence to KIP-98's original one request
-  // in flight (tulios/kafkajs#200), assigns sequence numbers itself and rolls them back when a
-  // request fails, and serializes produce requests per broker with a mutex regardless.
+export const SERIAL_PRODUCER_CONFIG: ProducerConfig = {
+  // Not kafkajs's idempotence: it rolls back the sequence numbers of every partition of a produce
+  // request when any partition fails, even of those that landed; the next request then reuses
+  // them and the broker drops its records as duplicates of the landed ones while acking them. A
+  // chaos run lost a confirmed event that way after a broker restart (OUT_OF_ORDER_SEQUENCE_NUMBER
+  // is not retriable, so the callers sent again; tulios/kafkajs#598). Every consumer deduplicates
+  // by event or entry id, so a retry's duplicate costs nothing; a lost record is money.
+  idempotent: false,
+  // One request at a time, so that a retried request cannot land after a later one.
   maxInFlightRequests: 1,
-  // Unlimited, never the client-wide count the producer would otherwise inherit: giving up on a
-  // request that may have landed lets the next one reuse its sequence numbers and be dropped as
-  // a duplicate. Waits stay short so sends resume soon after the broker is back.
+  // Unlimited, never the client-wide count the producer would otherwise inherit; waits stay
+  // short so sends resume soon after the broker is back.
   retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 5_000 },
   allowAutoTopicCreation: false,
   // murmur2 like the Java client (kafkajs's default, in integer maths), so an account lands on
@@ -110,9 +113,8 @@ function messageBytes(m: ProducerRecord['messages'][number]): number {
  * Sends through one producer strictly one request at a time, each request split to what the
  * broker accepts, and coalesces whatever callers queued meanwhile into the next request: with
  * many partitions publishing at once, that is one round trip for all of them instead of one each.
- * Serial because kafkajs rolls an idempotent producer's sequence numbers back when a request
- * fails; a concurrent send could then reuse them and, if the failed request had in fact landed,
- * be dropped by the broker as a duplicate while still acked. Always acks=all.
+ * Serial so that records reach each partition in the order they were sent, a retried request
+ * included. Always acks=all.
  */
 export function serialSender(producer: Producer, maxBytes = MAX_SEND_BYTES): (record: ProducerRecord) => Promise<void> {
   interface Pending { record: ProducerRecord; resolve(): void; reject(e: unknown): void }

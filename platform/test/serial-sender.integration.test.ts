@@ -1,10 +1,10 @@
-import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { describe, expect, test } from '../../tests/support/test.js';
 import { readTopic } from '../../tests/support/fixtures.js';
 
 describe('serialSender on the real broker', () => {
   test('delivers a send far above the broker message size limit, in order, from concurrent callers', async ({ stack }) => {
-    const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    const producer = stack.kafka.producer(SERIAL_PRODUCER_CONFIG);
     await producer.connect();
     const send = serialSender(producer);
     const filler = 'x'.repeat(600);

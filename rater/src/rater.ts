@@ -1,6 +1,6 @@
 import type { Batch, Kafka } from 'kafkajs';
 import { topicNames } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import type { Pool } from '@meterstream/platform/postgres';
 import type { Logger } from '@meterstream/platform/logger';
 import type { BalanceCache } from '@meterstream/ledger/balance-cache';
@@ -61,7 +61,7 @@ export async function startRater({ config, pool, cache, kafka, log, now = system
   const stats: RaterStats = { transactions: 0, isolatedBatches: 0, resumeSeeks: 0, lostRanges: [] };
   const prices = new PriceBook(pool, log);
   const cacheWriter = new CacheWriter(cache, pool, log, { now });
-  const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const producer = kafka.producer(SERIAL_PRODUCER_CONFIG);
   const send = serialSender(producer);
   const order = new WriteOrder({
     pool, send, cache: cacheWriter, topics, log, now,

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { BaseConfig, loadConfig } from '@meterstream/platform/config';
 import { createLogger } from '@meterstream/platform/logger';
 import { createPool } from '@meterstream/platform/postgres';
-import { createKafka, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { createKafka, SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { Id, IsoTimestamp, topicNames } from '@meterstream/schemas';
 import { DEAD_LETTER_CODES } from '@meterstream/ledger/dead-letters';
 import { replayDeadLetters } from './dead-letters.js';
@@ -30,7 +30,7 @@ if (!args.success) {
 
 const pool = createPool(config.DATABASE_URL, 2, { applicationName: 'meterstream-replay', log, timeouts: config });
 const kafka = createKafka(config.KAFKA_BROKERS, 'meterstream-replay', log, config);
-const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+const producer = kafka.producer(SERIAL_PRODUCER_CONFIG);
 await producer.connect();
 try {
   const result = await replayDeadLetters(pool, serialSender(producer), topicNames(config.KAFKA_TOPIC_PREFIX), args.data, log);

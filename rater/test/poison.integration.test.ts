@@ -4,7 +4,7 @@ import { createAccount, produceEvents, readTopicMessages, setPrices, usageEvent,
 import { expectBooksBalance } from '../../tests/support/books.js';
 import { startService } from '../../tests/support/processes.js';
 import { encodeUsageEvent, priceMicros, toMicros, type UsageEvent } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 import { startInProcessRater, type InProcessRater } from './in-process-rater.js';
 
 /** The dead letters of usage.dlq by the event id in their payload (all of them here are JSON). */
@@ -64,7 +64,7 @@ describe('no single event stalls a partition', () => {
       'db-refused': raw('db-refused', refusedProduct, '1'),
     };
     // Straight to Kafka (past ingest's checks), one batch, one partition: poison between good events.
-    const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    const producer = stack.kafka.producer(SERIAL_PRODUCER_CONFIG);
     await producer.connect();
     await producer.send({
       topic: stack.topics.events,

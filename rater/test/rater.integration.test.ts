@@ -6,7 +6,7 @@ import { startService, waitFor, type ServiceProcess } from '../../tests/support/
 import { waitGroupStable } from '../../tests/support/kafka-groups.js';
 import type { Admin } from 'kafkajs';
 import { encodeUsageEvent, type UsageEvent } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 import { CRASH_POINTS } from '@meterstream/ledger/write-order';
 
 const PRODUCT_QTY: [string, () => string][] = [
@@ -175,7 +175,7 @@ describe('rater against real Kafka, Postgres and Redis', () => {
   it('sends unknown accounts, unknown products and unreadable payloads to the dead-letter topic, and rates the rest', async () => {
     const [account] = await makeAccounts(stack, 1);
     const good = workload([account!], 50, Date.now() - 10_000, 10_000).map((e) => ({ ...e, id: `dlq-${e.id}` }));
-    const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+    const producer = stack.kafka.producer(SERIAL_PRODUCER_CONFIG);
     await producer.connect();
     await producer.send({
       topic: stack.topics.events,

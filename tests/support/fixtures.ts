@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { toMicros, encodeUsageEvent, type UsageEvent, type PriceInput, type GrantInput, type AccountInput } from '@meterstream/schemas';
-import { IDEMPOTENT_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG } from '@meterstream/platform/kafka';
 import { createAccount as insertAccount } from '@meterstream/platform/stores/accounts';
 import { usageTotals } from '@meterstream/platform/stores/usage-ledger';
 import { addGrant } from '@meterstream/ledger/commands/add-grant';
@@ -30,7 +30,7 @@ export function usageEvent(accountId: string, product: string, quantity: string,
 
 /** Produces straight to usage.events as a service would, keyed by account. */
 export async function produceEvents(stack: TestStack, events: UsageEvent[]): Promise<void> {
-  const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const producer = stack.kafka.producer(SERIAL_PRODUCER_CONFIG);
   await producer.connect();
   try {
     for (let i = 0; i < events.length; i += 2000) {

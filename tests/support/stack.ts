@@ -5,7 +5,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { BaseConfig, loadConfig } from '@meterstream/platform/config';
 import { createPool, type Pool } from '@meterstream/platform/postgres';
 import { createRedis, type Redis } from '@meterstream/platform/redis';
-import { createKafka, ensureTopics, IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { createKafka, ensureTopics, SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { createLogger } from '@meterstream/platform/logger';
 import { createClickHouse, type ClickHouseClient } from '@meterstream/platform/clickhouse';
 import { migrateClickHouse } from '@meterstream/platform/migrate';
@@ -87,7 +87,7 @@ export async function isolate(services: Services, name: string): Promise<TestSta
   const cache = new BalanceCache(redis, config.REDIS_PREFIX);
   const log = createLogger('test-ledger', 'warn');
   // Connected on the first publication: most stacks never run a command.
-  const producer = kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+  const producer = kafka.producer(SERIAL_PRODUCER_CONFIG);
   let connected: Promise<void> | undefined;
   const send = serialSender(producer);
   const cacheWriter = new CacheWriter(cache, pool, log);

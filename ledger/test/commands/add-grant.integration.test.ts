@@ -1,4 +1,4 @@
-import { IDEMPOTENT_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
+import { SERIAL_PRODUCER_CONFIG, serialSender } from '@meterstream/platform/kafka';
 import { createLogger } from '@meterstream/platform/logger';
 import { balanceAt } from '@meterstream/ledger/account-state';
 import { CacheWriter } from '@meterstream/ledger/cache-writer';
@@ -54,7 +54,7 @@ describe('addGrant', () => {
       expect(balanceAt((await stack.cache.read(account))!, Date.now())).toBe(toMicros('4'));
       expect(await entryState(stack, account)).toEqual([{ seq: 1n, published: false }]);
 
-      const producer = stack.kafka.producer(IDEMPOTENT_PRODUCER_CONFIG);
+      const producer = stack.kafka.producer(SERIAL_PRODUCER_CONFIG);
       await producer.connect();
       try {
         // No age limit, so the test needs no wait; the sweepers of other tests leave entries younger than 5 s alone.
