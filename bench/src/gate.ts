@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { BalanceCache } from '@meterstream/ledger/balance-cache';
 import type { Pool } from '@meterstream/platform/postgres';
 import { percentiles, type Percentiles } from './latency.js';
+import { n1 } from './report.js';
 import { now } from './produce.js';
 import type { Check } from './verify.js';
 import { rng } from './workload.js';
@@ -267,8 +268,7 @@ export async function runGate(o: {
       const r = await authorizeAt({ ...o, rate, seconds: o.seconds, connections: o.connections(rate), random, settler });
       rates.push(r);
       const l = r.latencyMs;
-      const ms = (v: number) => v.toFixed(1);
-      o.say(`gate: ${rate}/s offered, ${Math.round(r.achievedRate)}/s answered: p50 ${ms(l.p50)} p95 ${ms(l.p95)} p99 ${ms(l.p99)} max ${ms(l.max)} ms; `
+      o.say(`gate: ${rate}/s offered, ${Math.round(r.achievedRate)}/s answered: p50 ${n1(l.p50)} p95 ${n1(l.p95)} p99 ${n1(l.p99)} max ${n1(l.max)} ms; `
         + `${JSON.stringify(r.statusCodes)} ${JSON.stringify(r.refusals)}`);
     }
   } finally {

@@ -63,7 +63,7 @@ export function writeResult(file: string, r: BenchResult): void {
 }
 
 const n0 = (v: number | undefined | null) => (v === undefined || v === null || Number.isNaN(v) ? '-' : Math.round(v).toLocaleString('en-US'));
-const n1 = (v: number | undefined | null) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(1));
+export const n1 = (v: number | undefined | null) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(1));
 const mb = (b: number | undefined) => (b === undefined || Number.isNaN(b) ? '-' : `${Math.round(b / 1048576)} MB`);
 
 export function printResult(r: BenchResult): void {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { Account, AccountCreated, AccountInput, AccountParams, Grant, GrantInput, IdempotencyKey } from '@meterstream/schemas';
-import { addGrant, AccountNotFoundError as GrantAccountNotFoundError, IdempotencyConflictError } from '@meterstream/ledger/commands/add-grant';
+import { addGrant, IdempotencyConflictError } from '@meterstream/ledger/commands/add-grant';
 import { openAccount, PlanMismatchError, PlanNotFoundError } from '@meterstream/ledger/commands/open-account';
 import { AccountNotFoundError, type AccountRecord } from '@meterstream/platform/stores/accounts';
 import { ApiError, errorResponses } from '../errors.js';
@@ -105,7 +105,7 @@ export const accountRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, ct
         if (replayed) void reply.header('idempotent-replayed', 'true');
         return reply.code(201).send(grant);
       } catch (e) {
-        if (e instanceof GrantAccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
+        if (e instanceof AccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
         if (e instanceof IdempotencyConflictError) throw new ApiError(409, 'IDEMPOTENCY_KEY_REUSED', e.message);
         throw e;
       }

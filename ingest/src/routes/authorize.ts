@@ -5,7 +5,7 @@ import {
   AuthorizeInput, ErrorEnvelope, errorEnvelope, formatMicros, GATE_REFUSALS, Hold, HoldParams, HoldState, IdempotencyKey, type GateRefusal,
 } from '@meterstream/schemas';
 import {
-  Gate, GATE_WRITES_IN_FLIGHT, GateAccountNotFoundError, type GateDeps, GateKeyReusedError, GatePriceOutOfRangeError, GateUndecidedError, GateUnknownProductError,
+  AccountNotFoundError, Gate, GATE_WRITES_IN_FLIGHT, type GateDeps, GateKeyReusedError, GatePriceOutOfRangeError, GateUndecidedError, GateUnknownProductError,
 } from '@meterstream/ledger/commands/authorize';
 import { releaseHold } from '@meterstream/ledger/commands/release-hold';
 import { GateAutoTopUp } from '@meterstream/ledger/commands/trigger-auto-top-up';
@@ -115,7 +115,7 @@ export const authorizeRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, 
         throw new ApiError(GATE_REFUSALS[r.code].status, r.code, GATE_REFUSALS[r.code].message);
       } catch (e) {
         if (e instanceof ApiError) throw e;
-        if (e instanceof GateAccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
+        if (e instanceof AccountNotFoundError) throw new ApiError(404, 'ACCOUNT_NOT_FOUND', e.message);
         if (e instanceof GateUnknownProductError) throw new ApiError(400, 'UNKNOWN_PRODUCT', e.message);
         if (e instanceof GatePriceOutOfRangeError) throw new ApiError(400, 'AMOUNT_OUT_OF_RANGE', e.message);
         if (e instanceof GateKeyReusedError) throw new ApiError(409, 'IDEMPOTENCY_KEY_REUSED', e.message);

@@ -1,3 +1,4 @@
+import { AccountNotFoundError } from '@meterstream/platform/stores/accounts';
 import { getAccountAddon, lockPlanAddon, saveAccountAddon, type AccountAddonRecord } from '@meterstream/platform/stores/addons';
 import { getAccountPlan, getPlan } from '@meterstream/platform/stores/plans';
 import { loadAccountStates } from '../account-state.js';
@@ -7,9 +8,7 @@ import { recordAlerts } from '../outbox.js';
 import type { WriteOrder } from '../write-order.js';
 import { settleAddonPeriod, type Settled } from './charge-addons.js';
 
-export class AccountNotFoundError extends Error {
-  override readonly name = 'AccountNotFoundError';
-}
+export { AccountNotFoundError };
 
 /** The account's plan (or the plan it is moving to) does not offer the add-on. */
 export class AddonNotOfferedError extends Error {
@@ -37,7 +36,7 @@ export async function activateAddon(order: WriteOrder, req: { accountId: string;
       const nowMs = order.now();
       // A closed account is as unknown: nothing is charged or scheduled on it.
       const state = (await loadAccountStates(c, [req.accountId], { forUpdate: true, nowMs, excludeClosed: true })).get(req.accountId);
-      if (!state) throw new AccountNotFoundError(`account ${req.accountId} does not exist`);
+      if (!state) throw new AccountNotFoundError(req.accountId);
       const account = (await getAccountPlan(c, req.accountId))!;
       const offer = await lockPlanAddon(c, account.planId, req.addon);
       if (!offer) throw new AddonNotOfferedError(`plan ${account.planId} does not offer add-on ${req.addon}`);

@@ -1,3 +1,4 @@
+import { AccountNotFoundError } from '@meterstream/platform/stores/accounts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { PoolClient } from '@meterstream/platform/postgres';
 import { formatMicros, toMicros, type Grant, type GrantInput, type GrantKind } from '@meterstream/schemas';
@@ -8,9 +9,7 @@ import type { Command, WriteOrder } from '../write-order.js';
 
 export { IdempotencyConflictError };
 
-export class AccountNotFoundError extends Error {
-  override readonly name = 'AccountNotFoundError';
-}
+export { AccountNotFoundError };
 
 export interface AddGrantRequest {
   accountId: string;
@@ -32,6 +31,34 @@ interface GrantTerms {
   amount: bigint;
   expiresAt: number | null;
   priority: number;
+}
+
+/**
+ * Inserts a grant on a locked account inside the caller's transaction: the amount pays off the
+ * overdraft first and the rest stays to burn. `expiresAt` is stored as given (ISO text); the
+ * state after it carries the grant in burn order.
+ */
+export async function insertGrant(
+  c: PoolClient, state: AccountState, g: GrantTerms & { expiresAtText: string | null },
+): Promise<{ id: string; paidOff: bigint; remaining: bigint; createdAt: Date; next: AccountState }> {
+  const id = randomUUID();
+  const paidOff = state.overdraft < g.amount ? state.overdraft : g.amount;
+  const remaining = g.amount - paidOff;
+  const inserted = await c.query<{ created_at: Date; created_seq: bigint }>(
+    `INSERT INTO grants (id, account_id, kind, amount, remaining, expires_at, priority)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at, created_seq`,
+    [id, state.id, g.kind, g.amount, remaining, g.expiresAtText, g.priority],
+  );
+  const { created_at: createdAt, created_seq: createdSeq } = inserted.rows[0]!;
+  if (paidOff > 0n) await c.query('UPDATE accounts SET overdraft = overdraft - $2 WHERE id = $1', [state.id, paidOff]);
+  const next: AccountState = {
+    ...state,
+    overdraft: state.overdraft - paidOff,
+    grants: remaining > 0n
+      ? [...state.grants, { id, kind: g.kind, amount: g.amount, remaining, expiresAt: g.expiresAt, priority: g.priority, createdSeq }].sort(compareBurnOrder)
+      : state.grants,
+  };
+  return { id, paidOff, remaining, createdAt, next };
 }
 
 const termsOf = (input: GrantInput): GrantTerms => ({
@@ -82,7 +109,7 @@ export function addGrantCommand(order: WriteOrder, { accountId, input, idempoten
     async transaction(c) {
       const nowMs = order.now();
       const state = (await loadAccountStates(c, [accountId], { forUpdate: true, nowMs })).get(accountId);
-      if (!state) throw new AccountNotFoundError(`account ${accountId} does not exist`);
+      if (!state) throw new AccountNotFoundError(accountId);
       const earlier = await findEntry(c, accountId, idempotencyKey);
       if (earlier) {
         // The key moved money otherwise (another kind of entry): a different request.
@@ -94,23 +121,7 @@ export function addGrantCommand(order: WriteOrder, { accountId, input, idempoten
         return { commit: false, value: { grant: toGrant(earlier.grant_id, accountId, first, remainingThen, row.created_at), replayed: true } };
       }
 
-      const id = randomUUID();
-      const paidOff = state.overdraft < terms.amount ? state.overdraft : terms.amount;
-      const remaining = terms.amount - paidOff;
-      const inserted = await c.query<{ created_at: Date; created_seq: bigint }>(
-        `INSERT INTO grants (id, account_id, kind, amount, remaining, expires_at, priority)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at, created_seq`,
-        [id, accountId, terms.kind, terms.amount, remaining, input.expires_at ?? null, terms.priority],
-      );
-      const { created_at: createdAt, created_seq: createdSeq } = inserted.rows[0]!;
-      if (paidOff > 0n) await c.query('UPDATE accounts SET overdraft = overdraft - $2 WHERE id = $1', [accountId, paidOff]);
-      const next: AccountState = {
-        ...state,
-        overdraft: state.overdraft - paidOff,
-        grants: remaining > 0n
-          ? [...state.grants, { id, kind: terms.kind, amount: terms.amount, remaining, expiresAt: terms.expiresAt, priority: terms.priority, createdSeq }].sort(compareBurnOrder)
-          : state.grants,
-      };
+      const { id, paidOff, remaining, createdAt, next } = await insertGrant(c, state, { ...terms, expiresAtText: input.expires_at ?? null });
       const [entry] = await recordEntries(c, [{
         account_id: accountId, kind: 'grant', amount: terms.amount, currency: state.currency, grant_id: id,
         overdraft_paid: paidOff, balance_after: balanceAt(next, nowMs), idempotency_key: idempotencyKey, request_hash: requestHash(terms),

@@ -1,11 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { type LedgerEntry } from '@meterstream/schemas';
-import { balanceAt, compareBurnOrder, loadAccountStates, type AccountState } from '../account-state.js';
+import { balanceAt, loadAccountStates, type AccountState } from '../account-state.js';
 import { findEntry, IdempotencyConflictError, markEntriesPublished, publishEntries, recordEntries } from '../entries.js';
 import { recordAlerts } from '../outbox.js';
 import type { WriteOrder } from '../write-order.js';
 import { deduct } from './charge-addons.js';
-import { AccountNotFoundError } from './add-grant.js';
+import { AccountNotFoundError, insertGrant } from './add-grant.js';
 
 export { AccountNotFoundError, IdempotencyConflictError };
 
@@ -41,7 +41,7 @@ export async function adjustBalance(order: WriteOrder, { accountId, amount, reas
     async transaction(c) {
       const nowMs = order.now();
       const state = (await loadAccountStates(c, [accountId], { forUpdate: true, nowMs })).get(accountId);
-      if (!state) throw new AccountNotFoundError(`account ${accountId} does not exist`);
+      if (!state) throw new AccountNotFoundError(accountId);
       const earlier = await findEntry(c, accountId, idempotencyKey);
       if (earlier) {
         const same = await c.query('SELECT 1 FROM ledger_entries WHERE account_id = $1 AND idempotency_key = $2 AND kind = $3 AND request_hash = $4',
@@ -54,24 +54,7 @@ export async function adjustBalance(order: WriteOrder, { accountId, amount, reas
       let grantId: string | null = null;
       let paidOff = 0n;
       if (amount > 0n) {
-        grantId = randomUUID();
-        paidOff = state.overdraft < amount ? state.overdraft : amount;
-        const remaining = amount - paidOff;
-        const inserted = await c.query<{ created_seq: bigint }>(
-          `INSERT INTO grants (id, account_id, kind, amount, remaining, expires_at, priority)
-           VALUES ($1, $2, 'promotional', $3, $4, NULL, 100) RETURNING created_seq`,
-          [grantId, accountId, amount, remaining],
-        );
-        if (paidOff > 0n) await c.query('UPDATE accounts SET overdraft = overdraft - $2 WHERE id = $1', [accountId, paidOff]);
-        next = {
-          ...state,
-          overdraft: state.overdraft - paidOff,
-          grants: remaining > 0n
-            ? [...state.grants, {
-              id: grantId, kind: 'promotional' as const, amount, remaining, expiresAt: null, priority: 100, createdSeq: inserted.rows[0]!.created_seq,
-            }].sort(compareBurnOrder)
-            : state.grants,
-        };
+        ({ id: grantId, paidOff, next } = await insertGrant(c, state, { kind: 'promotional', amount, expiresAt: null, expiresAtText: null, priority: 100 }));
       } else {
         next = await deduct(c, state, -amount, nowMs);
       }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '@meterstream/platform/logger';
+import { AccountNotFoundError } from '@meterstream/platform/stores/accounts';
 import { listen, type PgListener } from '@meterstream/platform/pg-listen';
 import type { Pool } from '@meterstream/platform/postgres';
 import {
@@ -11,9 +12,8 @@ import type { BalanceCache } from '../balance-cache.js';
 import type { GateCache } from '../gate-cache.js';
 import { price, type PriceEntry } from '../core/price.js';
 
-export class GateAccountNotFoundError extends Error {
-  override readonly name = 'GateAccountNotFoundError';
-}
+export { AccountNotFoundError };
+
 export class GateUnknownProductError extends Error {
   override readonly name = 'GateUnknownProductError';
 }
@@ -208,7 +208,7 @@ export class Gate {
       openHolds(pool, accountId, new Date(nowMs)),
     ]);
     const state = states.get(accountId);
-    if (!state) throw new GateAccountNotFoundError(`account ${accountId} does not exist`);
+    if (!state) throw new AccountNotFoundError(accountId);
     await cache.write([state]);
     await gate.init(accountId, holds.map((h) => ({ id: h.id, amount: h.amount, expiresMs: h.expiresAt.getTime() })));
     this.deps.log.info({ accountId, holds: holds.length }, 'gate rebuilt from Postgres');
@@ -216,7 +216,7 @@ export class Gate {
 
   private async loadConfig(accountId: string, month: string, opts: { refresh?: boolean } = {}): Promise<void> {
     const a = await loadGateAccount(this.deps.pool, accountId, month);
-    if (!a || a.closed) throw new GateAccountNotFoundError(`account ${accountId} does not exist`);
+    if (!a || a.closed) throw new AccountNotFoundError(accountId);
     await this.deps.gate.writeConfig(accountId, {
       suspended: a.suspended, hasPaymentMethod: a.hasPaymentMethod, monthlyLimit: a.monthlyLimit, allowedLimit: a.allowedLimit,
       monthSpend: a.monthSpend, month, spendSeq: a.ledgerSeq, holdTtlMs: a.holdTtlSeconds * 1000,
@@ -236,7 +236,7 @@ export class Gate {
   private async currencyOf(accountId: string): Promise<Currency> {
     const r = await this.deps.pool.query<{ currency: Currency }>('SELECT currency FROM accounts WHERE id = $1 AND closed_at IS NULL', [accountId]);
     const currency = r.rows[0]?.currency;
-    if (!currency) throw new GateAccountNotFoundError(`account ${accountId} does not exist`);
+    if (!currency) throw new AccountNotFoundError(accountId);
     if (this.currencies.size >= CURRENCIES_MAX) this.currencies.clear();
     this.currencies.set(accountId, currency);
     return currency;

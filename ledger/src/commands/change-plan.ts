@@ -50,7 +50,7 @@ export async function changePlan(order: WriteOrder, req: ChangePlanRequest): Pro
       const nowMs = order.now();
       // A closed account is as unknown: nothing is charged or scheduled on it.
       const state = (await loadAccountStates(c, [req.accountId], { forUpdate: true, nowMs, excludeClosed: true })).get(req.accountId);
-      if (!state) throw new AccountNotFoundError(`account ${req.accountId} does not exist`);
+      if (!state) throw new AccountNotFoundError(req.accountId);
       const account = (await getAccountPlan(c, req.accountId))!;
       const earlier = await c.query<{ kind: string; request_hash: string }>(
         'SELECT kind, request_hash FROM ledger_entries WHERE account_id = $1 AND idempotency_key = $2', [req.accountId, req.idempotencyKey]);

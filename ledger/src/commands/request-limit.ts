@@ -43,7 +43,7 @@ export async function requestLimit(order: WriteOrder, { accountId, input, reques
     async transaction(c) {
       const nowMs = order.now();
       const state = (await loadAccountStates(c, [accountId], { forUpdate: true, nowMs })).get(accountId);
-      if (!state) throw new AccountNotFoundError(`account ${accountId} does not exist`);
+      if (!state) throw new AccountNotFoundError(accountId);
       const limits = await c.query<{ monthly: bigint | null; allowed: bigint | null }>(
         `SELECT coalesce(a.monthly_limit, p.default_monthly_limit) AS monthly, a.allowed_limit AS allowed
            FROM accounts a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, [accountId]);
